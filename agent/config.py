@@ -1,0 +1,117 @@
+"""The agent's configuration: one YAML file, checked against the declared schema below.
+
+An unknown key, a wrong type or a bad value stops the agent with the file, the line and the key,
+because a terminal that guesses at its config plays the wrong thing silently.
+Relative paths resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent.safeload import DocumentError, parse_yaml
+from agent.schema import SchemaError, between, build, positive
+
+DEFAULT_CONFIG_PATH = Path("/etc/station-agent/agent.yaml")
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_id(value: str) -> str | None:
+    if not ID_PATTERN.match(value):
+        return "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    return None
+
+
+def check_timezone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+    return None
+
+
+@dataclass
+class VlcConfig:
+    """How libvlc is started and watched."""
+
+    options: list[str] = field(default_factory=lambda: ["--no-video-title-show", "--fullscreen"])
+    volume: int = field(default=100, metadata={"check": between(0, 200)})
+    preroll_seconds: float = field(default=5.0, metadata={"check": between(0.5, 120)})
+    start_timeout_seconds: float = field(default=20.0, metadata={"check": between(1, 600)})
+    stall_seconds: float = field(default=15.0, metadata={"check": between(2, 600)})
+    idle_unload_seconds: float = field(default=120.0, metadata={"check": between(0, 86400)})
+
+
+@dataclass
+class PlaybackConfig:
+    """Scheduling and record policy."""
+
+    late_start_grace_minutes: float = field(default=10.0, metadata={"check": between(0, 1440)})
+    default_slot_minutes: float = field(default=60.0, metadata={"check": between(1, 1440)})
+    checkpoint_seconds: float = field(default=60.0, metadata={"check": between(5, 3600)})
+    retries: int = field(default=2, metadata={"check": between(0, 10)})
+    retry_delay_seconds: float = field(default=10.0, metadata={"check": between(0, 3600)})
+    require_synced_clock: bool = False
+    missed_lookback_hours: float = field(default=48.0, metadata={"check": between(0, 24 * 31)})
+    on_demand_priority: int = field(default=50, metadata={"check": between(0, 1000)})
+
+
+@dataclass
+class AgentConfig:
+    terminal: str = field(metadata={"check": check_id})
+    county: str = field(metadata={"check": check_id})
+    content_dir: Path
+    state_dir: Path
+    timezone: str = field(default="Asia/Shanghai", metadata={"check": check_timezone})
+    schedule_dir: Path | None = None
+    schedule_poll_seconds: float = field(default=5.0, metadata={"check": positive})
+    control_socket: Path | None = None
+    admin_group: str = "stationadmin"
+    log_level: str = field(
+        default="info",
+        metadata={
+            "check": lambda v: None
+            if v in ("debug", "info", "warning", "error")
+            else "must be debug, info, warning or error"
+        },
+    )
+    vlc: VlcConfig = field(default_factory=VlcConfig)
+    playback: PlaybackConfig = field(default_factory=PlaybackConfig)
+    source: Path = field(default=Path("<config>"), init=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "agent.db"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.control_socket or (self.state_dir / "control.sock")
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message names the file, line and key."""
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        node = parse_yaml(data, str(path))
+        cfg = build(AgentConfig, node, str(path), base_dir=path.resolve().parent)
+    except DocumentError as exc:
+        raise ConfigError(str(exc)) from None
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.source = path
+    return cfg
