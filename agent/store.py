@@ -133,7 +133,7 @@ class Record:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Record:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: row[k] for k in row.keys() if k in names})
+        return cls(**{k: row[k] for k in row if k in names})
 
 
 RECORD_COLUMNS = [f.name for f in fields(Record)]
