@@ -52,7 +52,7 @@ class Node:
         return self.value
 
 
-class _Constructor(yaml.SafeConstructor):
+class _Constructor(yaml.constructor.SafeConstructor):
     pass
 
 
@@ -63,12 +63,18 @@ def _from_yaml_node(node: yaml.Node, source: str, constructor: _Constructor) -> 
         key_lines: dict[str, int] = {}
         for knode, vnode in node.value:
             if not isinstance(knode, yaml.ScalarNode):
-                raise DocumentError(f"{source}:{knode.start_mark.line + 1}", "keys must be plain text")
+                raise DocumentError(
+                    f"{source}:{knode.start_mark.line + 1}", "keys must be plain text"
+                )
             key = knode.value
             if key == "<<":
-                raise DocumentError(f"{source}:{knode.start_mark.line + 1}", "merge keys are not allowed")
+                raise DocumentError(
+                    f"{source}:{knode.start_mark.line + 1}", "merge keys are not allowed"
+                )
             if key in out:
-                raise DocumentError(f"{source}:{knode.start_mark.line + 1}", f"duplicate key {key!r}")
+                raise DocumentError(
+                    f"{source}:{knode.start_mark.line + 1}", f"duplicate key {key!r}"
+                )
             out[key] = _from_yaml_node(vnode, source, constructor)
             key_lines[key] = knode.start_mark.line + 1
         return Node("map", out, line, key_lines=key_lines)
@@ -88,7 +94,9 @@ def parse_yaml(data: str | bytes, source: str = "<document>") -> Node:
     """Parse one YAML document into a located tree; anchors, aliases and tags from outside are refused."""
     if isinstance(data, bytes):
         if len(data) > MAX_DOCUMENT_BYTES:
-            raise DocumentError(source, f"document is {len(data)} bytes, limit {MAX_DOCUMENT_BYTES}")
+            raise DocumentError(
+                source, f"document is {len(data)} bytes, limit {MAX_DOCUMENT_BYTES}"
+            )
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:

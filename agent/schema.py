@@ -106,7 +106,11 @@ class _Builder:
                 return args[0]
             return value
         if node.kind != "scalar":
-            self.fail(path, node, f"must be a single value, not a {'list' if node.kind == 'seq' else 'mapping'}")
+            self.fail(
+                path,
+                node,
+                f"must be a single value, not a {'list' if node.kind == 'seq' else 'mapping'}",
+            )
             return None
         return self.scalar(tp, node, path)
 
@@ -184,15 +188,20 @@ class _Builder:
                 )
                 continue
             f = fields[key]
+            field_start = len(self.problems)
             value = self.build(hints[f.name], child, _join(path, key))
             check: Callable[[Any], str | None] | None = f.metadata.get("check")
-            if check is not None and value is not None and len(self.problems) == before:
+            if check is not None and value is not None and len(self.problems) == field_start:
                 message = check(value)
                 if message:
                     self.fail(_join(path, key), child, message)
             kwargs[key] = value
         for name, f in fields.items():
-            if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            if (
+                name not in kwargs
+                and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING
+            ):  # type: ignore[misc]
                 self.fail(_join(path, name), node, "is required")
         if len(self.problems) > before:
             return None
@@ -202,7 +211,9 @@ class _Builder:
             for suffix, message in validate():
                 key = suffix.split(".")[0].split("[")[0]
                 line = node.key_lines.get(key, node.line)
-                self.problems.append(Problem(_join(path, suffix) if suffix else path, message, line))
+                self.problems.append(
+                    Problem(_join(path, suffix) if suffix else path, message, line)
+                )
         return obj
 
 

@@ -133,7 +133,7 @@ class Record:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Record:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: row[k] for k in row if k in names})
+        return cls(**{k: row[k] for k in row.keys() if k in names})  # noqa: SIM118
 
 
 RECORD_COLUMNS = [f.name for f in fields(Record)]
@@ -154,8 +154,9 @@ class Store:
             self.db = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
-                                      check_same_thread=False)
+            self.db = sqlite3.connect(
+                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+            )
         self.db.row_factory = sqlite3.Row
         if not readonly:
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -248,7 +249,9 @@ class Store:
         values = [getattr(rec, c) for c in cols] + [rec.record_id]
         (conn or self.db).execute(f"UPDATE records SET {assignments} WHERE record_id=?", values)
 
-    def checkpoint_record(self, record_id: str, position: float, played: float, completion: float) -> None:
+    def checkpoint_record(
+        self, record_id: str, position: float, played: float, completion: float
+    ) -> None:
         self.db.execute(
             "UPDATE records SET position=?, played_seconds=?, completion=? WHERE record_id=?",
             (position, played, completion, record_id),
@@ -262,8 +265,14 @@ class Store:
         rows = self.db.execute("SELECT * FROM records WHERE outcome IS NULL ORDER BY seq")
         return [Record.from_row(r) for r in rows]
 
-    def records(self, *, since: str | None = None, until: str | None = None,
-                course_id: str | None = None, limit: int | None = None) -> list[Record]:
+    def records(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        course_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
         sql = "SELECT * FROM records WHERE 1=1"
         args: list[Any] = []
         if since:
@@ -299,13 +308,25 @@ class Store:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    def enqueue(self, kind: str, msg_id: str, topic: str, payload: dict[str, Any] | str,
-                *, qos: int = 1, retain: bool = False, replace: bool = False,
-                conn: sqlite3.Connection | None = None) -> None:
+    def enqueue(
+        self,
+        kind: str,
+        msg_id: str,
+        topic: str,
+        payload: dict[str, Any] | str,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        replace: bool = False,
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
         """Put a message in the outbox. ``replace`` drops an unsent older copy with the same id."""
         c = conn or self.db
-        text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False,
-                                                                  separators=(",", ":"))
+        text = (
+            payload
+            if isinstance(payload, str)
+            else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        )
         if replace:
             c.execute("DELETE FROM outbox WHERE msg_id=? AND kind=?", (msg_id, kind))
         c.execute(
@@ -315,17 +336,31 @@ class Store:
 
     def outbox_depth(self, kind: str | None = None) -> int:
         if kind:
-            return self.db.execute("SELECT COUNT(*) FROM outbox WHERE kind=?", (kind,)).fetchone()[0]
+            return self.db.execute("SELECT COUNT(*) FROM outbox WHERE kind=?", (kind,)).fetchone()[
+                0
+            ]
         return self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
     # -- events ----------------------------------------------------------------------------
 
-    def add_event(self, level: str, kind: str, message: str, data: dict[str, Any] | None = None,
-                  ts: str | None = None, conn: sqlite3.Connection | None = None) -> None:
+    def add_event(
+        self,
+        level: str,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+        ts: str | None = None,
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
         (conn or self.db).execute(
             "INSERT INTO events(ts, level, kind, message, data) VALUES(?,?,?,?,?)",
-            (ts or utc_now_text(), level, kind, message,
-             json.dumps(data, ensure_ascii=False) if data else None),
+            (
+                ts or utc_now_text(),
+                level,
+                kind,
+                message,
+                json.dumps(data, ensure_ascii=False) if data else None,
+            ),
         )
 
 

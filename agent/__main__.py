@@ -1,0 +1,7 @@
+"""``python -m agent``: the daemon (same as ``station-agent``)."""
+
+import sys
+
+from agent.daemon import main
+
+sys.exit(main())

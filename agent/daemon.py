@@ -1,0 +1,63 @@
+"""``station-agent``: the daemon's entry point (what systemd runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from agent import __version__
+from agent.clock import OffsetClock, SystemClock
+from agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from agent.runtime import Runtime
+
+# Tests of a whole agent process shift its wall clock through this file (see OffsetClock).
+CLOCK_OFFSET_ENV = "STATION_AGENT_CLOCK_OFFSET_FILE"
+
+
+def setup_logging(level: str) -> None:
+    # Under systemd, journald adds its own timestamps; elsewhere print them.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="station-agent", description="Village terminal station agent")
+    ap.add_argument("-c", "--config", default=str(DEFAULT_CONFIG_PATH), help="config file (YAML)")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop cleanly after this many seconds (demo, tests)",
+    )
+    ap.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    ap.add_argument("--version", action="version", version=f"station-agent {__version__}")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"station-agent: config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or cfg.log_level)
+    offset_file = os.environ.get(CLOCK_OFFSET_ENV)
+    clock = OffsetClock(Path(offset_file)) if offset_file else SystemClock()
+    runtime = Runtime(cfg, clock=clock)
+    runtime.open()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("agent").info("signal %d: stopping", signum)
+        runtime.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.run(duration=args.duration)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

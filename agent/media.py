@@ -1,0 +1,85 @@
+"""Course media on disk: resolving paths safely and checking integrity.
+
+A media path from a schedule can never escape the content root: no absolute paths, no ``..``,
+no NUL, and no symlink that resolves outside the root. The sha256 of a large video can take
+seconds on a small board, so results are cached by (device, inode, size, mtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path, PurePosixPath
+
+
+class MediaError(Exception):
+    """The media cannot be played; ``reason`` is a short machine-readable word."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def is_url(media: str) -> bool:
+    return media.startswith(("http://", "https://"))
+
+
+def resolve(content_root: Path, media: str) -> Path:
+    """The real path of ``media`` under ``content_root``, or MediaError."""
+    if "\x00" in media or "\\" in media:
+        raise MediaError("bad_path", f"media path {media!r} contains forbidden characters")
+    rel = PurePosixPath(media)
+    if rel.is_absolute() or any(p == ".." for p in rel.parts) or not rel.parts:
+        raise MediaError("bad_path", f"media path {media!r} must stay inside the content folder")
+    root = Path(content_root).resolve()
+    candidate = root.joinpath(*rel.parts)
+    try:
+        real = candidate.resolve(strict=True)
+    except FileNotFoundError:
+        raise MediaError("missing", f"media file {media} is missing from {root}") from None
+    except (OSError, RuntimeError) as exc:
+        raise MediaError("unreadable", f"media file {media} cannot be opened: {exc}") from None
+    if real != root and root not in real.parents:
+        raise MediaError("bad_path", f"media {media} points outside the content folder ({real})")
+    if not real.is_file():
+        raise MediaError("missing", f"media {media} is not a regular file")
+    if not os.access(real, os.R_OK):
+        raise MediaError("unreadable", f"media file {media} is not readable")
+    return real
+
+
+class HashCache:
+    """sha256 results keyed by file identity, so each file is read once per change."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, int, int, int], str] = {}
+
+    def sha256(self, path: Path) -> str:
+        st = path.stat()
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        digest = self._cache.get(key)
+        if digest is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+            digest = h.hexdigest()
+            self._cache[key] = digest
+        return digest
+
+
+def check(content_root: Path, media: str, sha256: str | None, cache: HashCache) -> Path:
+    """Resolve and verify a media file; raise MediaError with the reason when it must not play."""
+    path = resolve(content_root, media)
+    if sha256:
+        try:
+            actual = cache.sha256(path)
+        except OSError as exc:
+            raise MediaError("unreadable", f"media file {media} cannot be read: {exc}") from None
+        if actual != sha256:
+            raise MediaError(
+                "checksum",
+                f"media file {media} is damaged or wrong (sha256 {actual[:12]}…, expected {sha256[:12]}…)",
+            )
+    return path

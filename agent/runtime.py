@@ -1,0 +1,464 @@
+"""The runtime: wires the pure core to its adapters and runs the one core thread.
+
+Everything that touches the outside world lives here or below: SQLite (Store), the schedule files,
+the VLC worker, the clock's sync state. The core thread takes one event at a time from a queue;
+adapters (player, MQTT, probes, control socket) only ever *post* to that queue.
+
+Timing: the loop waits on the queue until the core's next deadline, never more than a second,
+so a slot fires within a millisecond or two of its time and a wall-clock jump is seen within a
+second (the wall and monotonic deltas are compared on every pass).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent import core as c
+from agent.clock import Clock, LastKnownGood, SystemClock, boot_id, kernel_clock_synced, plausible
+from agent.config import AgentConfig
+from agent.media import HashCache, MediaError, is_url
+from agent.media import check as check_media
+from agent.player import PlayerEvent, VlcPlayer
+from agent.schedule import LAYERS, ScheduleRejected, ScheduleStore
+from agent.store import Record, Store, utc_text
+
+log = logging.getLogger("agent")
+
+JUMP_THRESHOLD_S = 2.0
+LKG_INTERVAL_S = 600.0
+SYNC_CHECK_S = 60.0
+SCHEDULE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+FINAL = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
+
+
+@dataclass
+class _Submitted:
+    event: object
+    future: Future[list[c.Action]]
+
+
+def settings_from_config(cfg: AgentConfig, boot: str) -> c.CoreSettings:
+    pb, v = cfg.playback, cfg.vlc
+    return c.CoreSettings(
+        terminal=cfg.terminal,
+        boot_id=boot,
+        grace_s=pb.late_start_grace_minutes * 60,
+        default_slot_s=pb.default_slot_minutes * 60,
+        checkpoint_s=pb.checkpoint_seconds,
+        preroll_s=v.preroll_seconds,
+        start_timeout_s=v.start_timeout_seconds,
+        stall_s=v.stall_seconds,
+        retries=pb.retries,
+        retry_delay_s=pb.retry_delay_seconds,
+        require_synced_clock=pb.require_synced_clock,
+        lookback_s=pb.missed_lookback_hours * 3600,
+        on_demand_priority=pb.on_demand_priority,
+    )
+
+
+def record_message(rec: Record, county: str) -> dict[str, Any]:
+    """The record as published: the stored fields plus the envelope (ts, county)."""
+    payload = rec.to_dict()
+    payload["ts"] = utc_text(time.time())
+    payload["county"] = county
+    return payload
+
+
+class Runtime:
+    def __init__(
+        self, cfg: AgentConfig, clock: Clock | None = None, player: Any | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.events: queue.Queue[object] = queue.Queue()
+        self.boot = boot_id()
+        self.schedules = ScheduleStore(cfg.state_dir)
+        self.lkg = LastKnownGood(cfg.state_dir / "clock.lkg")
+        self.hashes = HashCache()
+        self.player = player or VlcPlayer(cfg.vlc.options, self._post_player, cfg.vlc.volume)
+        self.store: Store | None = None
+        self.core: c.Core | None = None
+        self.stop_requested = threading.Event()
+        self.ready = threading.Event()
+        self.started_mono = self.clock.monotonic()
+        self.iterations = 0
+        self.listeners: list[Callable[[str, Any], None]] = []  # (kind, payload) after commit
+        self.hooks_per_tick: list[Callable[[], None]] = []
+        self._last_wall = 0.0
+        self._last_mono = 0.0
+        self._last_lkg_mono = -1e9
+        self._last_sync_mono = -1e9
+        self._last_dir_poll = -1e9
+        self._schedule_mtimes: tuple[float, ...] = ()
+        self.corrupt_store_moved: Path | None = None
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        cfg = self.cfg
+        for d in (cfg.state_dir, cfg.content_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if cfg.schedule_dir:
+            cfg.schedule_dir.mkdir(parents=True, exist_ok=True)
+        self.store, self.corrupt_store_moved = Store.open_or_recover(cfg.db_path)
+        store = self.store
+        if self.corrupt_store_moved:
+            store.add_event(
+                "error",
+                "store_corrupt",
+                f"The database was damaged; moved aside to {self.corrupt_store_moved.name} and started fresh",
+            )
+            log.error("store was corrupt; moved aside to %s", self.corrupt_store_moved)
+        self._close_open_records()
+        lkg = self.lkg.load()
+        now = self.clock.wall()
+        layers, since = self._load_layers()
+        history = self._load_history(now)
+        self.core = c.Core(
+            settings_from_config(cfg, self.boot),
+            self.clock,
+            layers=layers,
+            since=since,
+            history=history,
+            next_seq=store.next_record_seq(),
+            lkg=lkg,
+            synced=kernel_clock_synced(),
+            responsible_since=lkg or None,
+        )
+        self._schedule_mtimes = self.schedules.mtimes()
+        self._last_wall, self._last_mono = now, self.clock.monotonic()
+        state = self.core.clock_state()
+        store.add_event(
+            "info",
+            "agent_started",
+            f"Agent started (clock {state})",
+            {"boot_id": self.boot, "pid": os.getpid()},
+        )
+        log.info(
+            "agent started: terminal=%s county=%s clock=%s layers=%s",
+            cfg.terminal,
+            cfg.county,
+            state,
+            {k: v.version for k, v in layers.items()},
+        )
+
+    def _close_open_records(self) -> None:
+        """After a crash or power cut: every open record becomes ``interrupted`` at its checkpoint."""
+        store = self.store
+        assert store is not None
+        open_recs = store.open_records()
+        if not open_recs:
+            return
+        with store.transaction() as conn:
+            for rec in open_recs:
+                rec.outcome = "interrupted"
+                rec.reason = "the agent stopped while this was playing (crash or power cut)"
+                rec.ended_at = rec.ended_at or utc_text(self.clock.wall())
+                rec.rev += 1
+                store.update_record(rec, conn)
+                store.enqueue(
+                    "record",
+                    rec.record_id,
+                    "record",
+                    record_message(rec, self.cfg.county),
+                    replace=True,
+                    conn=conn,
+                )
+                store.add_event(
+                    "warning",
+                    "record_interrupted",
+                    f"{rec.title}: interrupted at {rec.position:.0f} s",
+                    {"record_id": rec.record_id},
+                    conn=conn,
+                )
+        log.warning("closed %d open record(s) as interrupted", len(open_recs))
+
+    def _load_layers(self) -> tuple[dict[str, Any], dict[str, float]]:
+        layers, since = {}, {}
+        for layer in LAYERS:
+            try:
+                doc = self.schedules.load(layer)
+            except ScheduleRejected as exc:
+                log.error("stored %s schedule is unreadable, ignoring it: %s", layer, exc)
+                continue
+            if doc is not None:
+                layers[layer] = doc
+                since[layer] = self.schedules.path(layer).stat().st_mtime
+        return layers, since
+
+    def _load_durations(self) -> dict[str, float]:
+        assert self.store is not None
+        rows = self.store.db.execute(
+            "SELECT course_id, MAX(media_duration) FROM records WHERE media_duration > 0 GROUP BY course_id"
+        )
+        return {cid: float(d) for cid, d in rows}
+
+    def _load_history(self, now: float) -> dict[str, c.History]:
+        assert self.store is not None
+        lookback = self.cfg.playback.missed_lookback_hours * 3600 + 86400
+        rows = self.store.db.execute(
+            "SELECT occurrence_key, outcome, record_id, position FROM records "
+            "WHERE occurrence_key IS NOT NULL AND planned_start >= ? ORDER BY seq",
+            (utc_text(now - lookback),),
+        )
+        return {key: c.History(outcome, rid, pos or 0.0) for key, outcome, rid, pos in rows}
+
+    # -- posting (any thread) ----------------------------------------------------------------
+
+    def post(self, event: object) -> None:
+        self.events.put(event)
+
+    def _post_player(self, ev: PlayerEvent) -> None:
+        if ev.kind in ("loaded", "unloaded"):
+            return
+        self.events.put(
+            c.PlayerUpdate(ev.token, ev.kind, ev.wall, ev.mono, ev.position, ev.length, ev.detail)
+        )
+
+    def submit(self, event: object, timeout: float = 10.0) -> list[c.Action]:
+        """Hand a command to the core thread and wait for its actions (control socket, MQTT)."""
+        fut: Future[list[c.Action]] = Future()
+        self.events.put(_Submitted(event, fut))
+        return fut.result(timeout)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self, duration: float | None = None) -> None:
+        assert self.core is not None
+        if hasattr(self.player, "start_thread"):
+            self.player.start_thread()
+        deadline = None if duration is None else self.clock.monotonic() + duration
+        self.ready.set()
+        try:
+            self._execute(self.core.handle(c.Tick()))
+            while not self.stop_requested.is_set():
+                if deadline is not None and self.clock.monotonic() >= deadline:
+                    break
+                wait = max(0.0, min(self.core.next_wakeup() - self.clock.wall(), 1.0))
+                try:
+                    ev = self.events.get(timeout=wait)
+                except queue.Empty:
+                    ev = c.Tick()
+                self._step(ev)
+                self.iterations += 1
+        finally:
+            self.shutdown()
+
+    def _step(self, ev: object) -> None:
+        assert self.core is not None
+        self._check_jump()
+        if isinstance(ev, _Submitted):
+            try:
+                actions = self.core.handle(ev.event)
+                self._execute(actions)
+                ev.future.set_result(actions)
+            except Exception as exc:  # a bad command must never kill the core
+                log.exception("command failed")
+                ev.future.set_exception(exc)
+            return
+        self._execute(self.core.handle(ev))
+        self._housekeeping()
+
+    def _check_jump(self) -> None:
+        assert self.core is not None
+        wall, mono = self.clock.wall(), self.clock.monotonic()
+        drift = (wall - self._last_wall) - (mono - self._last_mono)
+        self._last_wall, self._last_mono = wall, mono
+        if abs(drift) > JUMP_THRESHOLD_S:
+            log.warning("wall clock jumped by %+.1f s", drift)
+            self._execute(self.core.handle(c.ClockJump(drift)))
+
+    def _housekeeping(self) -> None:
+        assert self.core is not None
+        mono = self.clock.monotonic()
+        if mono - self._last_sync_mono >= SYNC_CHECK_S:
+            self._last_sync_mono = mono
+            self._execute(self.core.handle(c.ClockSync(kernel_clock_synced(), self.lkg.value)))
+        if mono - self._last_lkg_mono >= LKG_INTERVAL_S:
+            self._last_lkg_mono = mono
+            self._save_lkg()
+        if mono - self._last_dir_poll >= self.cfg.schedule_poll_seconds:
+            self._last_dir_poll = mono
+            self._poll_schedule_dir()
+            mtimes = self.schedules.mtimes()
+            if mtimes != self._schedule_mtimes:
+                self.reload_schedules("schedule files changed on disk")
+        for hook in self.hooks_per_tick:
+            hook()
+
+    def _save_lkg(self) -> None:
+        now = self.clock.wall()
+        if plausible(now, self.lkg.value):
+            try:
+                self.lkg.save(now)
+            except OSError as exc:
+                log.warning("cannot save the last-known-good time: %s", exc)
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def reload_schedules(self, why: str) -> None:
+        assert self.core is not None
+        self._schedule_mtimes = self.schedules.mtimes()
+        layers, since = self._load_layers()
+        self._execute(self.core.handle(c.ScheduleChanged(layers, since)))
+        log.info("schedules reloaded (%s): %s", why, {k: v.version for k, v in layers.items()})
+
+    def apply_schedule(self, data: bytes, source: str, layer: str | None = None) -> Any:
+        """Validate, persist and load a schedule document; returns the ApplyResult."""
+        assert self.store is not None
+        result = self.schedules.apply(
+            data, source, layer=layer, terminal=self.cfg.terminal, county=self.cfg.county
+        )
+        level = "info" if result.status == "applied" else "warning"
+        message = f"Schedule {result.layer} v{result.version} from {source}: {result.status}"
+        if result.reasons:
+            message += " — " + "; ".join(result.reasons[:5])
+        self._log(
+            c.Log(
+                level,
+                f"schedule_{result.status}",
+                message,
+                {"layer": result.layer, "version": result.version, "reasons": result.reasons[:20]},
+            )
+        )
+        if result.status == "applied":
+            self.reload_schedules(f"applied {result.layer} v{result.version}")
+        return result
+
+    def _poll_schedule_dir(self) -> None:
+        d = self.cfg.schedule_dir
+        if d is None:
+            return
+        try:
+            entries = sorted(
+                p
+                for p in d.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix in SCHEDULE_FILE_SUFFIXES
+            )
+        except OSError as exc:
+            log.warning("cannot read schedule folder %s: %s", d, exc)
+            return
+        for path in entries:
+            try:
+                st = path.stat()
+                if time.time() - st.st_mtime < 2.0:
+                    continue  # a datacast may still be writing it
+                data = path.read_bytes()
+            except OSError:
+                continue
+            result = self.apply_schedule(data, str(path))
+            target = d / ("applied" if result.status == "applied" else result.status)
+            target.mkdir(exist_ok=True)
+            dest = target / path.name
+            shutil.move(str(path), str(dest))
+            if result.reasons:
+                dest.with_name(dest.name + ".reason.txt").write_text(
+                    "\n".join(result.reasons) + "\n"
+                )
+
+    # -- executing actions -----------------------------------------------------------------
+
+    def _execute(self, actions: list[c.Action]) -> None:
+        for action in actions:
+            try:
+                self._do(action)
+            except Exception:
+                log.exception("action %s failed", type(action).__name__)
+
+    def _do(self, action: c.Action) -> None:
+        store = self.store
+        assert store is not None
+        match action:
+            case c.SaveRecord(record=rec, new=new):
+                with store.transaction() as conn:
+                    if new:
+                        store.insert_record(rec, conn)
+                    else:
+                        store.update_record(rec, conn)
+                    if rec.outcome in FINAL:
+                        store.enqueue(
+                            "record",
+                            rec.record_id,
+                            "record",
+                            record_message(rec, self.cfg.county),
+                            replace=True,
+                            conn=conn,
+                        )
+                if rec.outcome in FINAL:
+                    self._notify("record", rec)
+            case c.Checkpoint():
+                store.checkpoint_record(
+                    action.record_id, action.position, action.played, action.completion
+                )
+            case c.Preroll():
+                mrl = self._media_mrl(action.token, action.media, action.sha256)
+                if mrl is not None:
+                    self.player.preroll(action.token, mrl, action.start_at)
+            case c.Play():
+                mrl = self._media_mrl(action.token, action.media, action.sha256)
+                if mrl is not None:
+                    self.player.play(action.token, mrl, action.start_at)
+            case c.Start():
+                self.player.start(action.token)
+            case c.Stop():
+                self.player.stop(action.token)
+            case c.UnloadPlayer():
+                self.player.unload()
+            case c.Log():
+                self._log(action)
+            case c.Reply():
+                pass
+
+    def _media_mrl(self, token: str, media: str, sha256: str | None) -> str | None:
+        if is_url(media):
+            return media
+        try:
+            return str(check_media(self.cfg.content_dir, media, sha256, self.hashes))
+        except MediaError as exc:
+            log.warning("media %s rejected: %s", media, exc.message)
+            self.post(c.MediaRejected(token, exc.reason, exc.message))
+            return None
+
+    def _log(self, entry: c.Log) -> None:
+        level = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}.get(
+            entry.level, logging.INFO
+        )
+        log.log(level, "%s: %s", entry.kind, entry.message)
+        if self.store is not None:
+            self.store.add_event(entry.level, entry.kind, entry.message, entry.data or None)
+        self._notify("log", entry)
+
+    def _notify(self, kind: str, payload: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(kind, payload)
+            except Exception:
+                log.exception("listener failed for %s", kind)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+        self.events.put(c.Tick())
+
+    def shutdown(self) -> None:
+        core, store = self.core, self.store
+        if core is not None and store is not None:
+            self._execute(core.interrupt_current("the agent was stopped while this was playing"))
+        if hasattr(self.player, "shutdown"):
+            self.player.shutdown()
+        self._save_lkg()
+        if store is not None:
+            store.add_event("info", "agent_stopped", "Agent stopped")
+            store.close()
+            self.store = None

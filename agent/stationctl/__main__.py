@@ -1,0 +1,5 @@
+import sys
+
+from agent.stationctl import main
+
+sys.exit(main())

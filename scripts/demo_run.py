@@ -1,0 +1,99 @@
+"""Demo driver (called by scripts/demo): prepares media and a schedule, runs the agent, shows records."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.config import load_config  # noqa: E402
+from agent.testmedia import write_wav  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="station agent demo")
+    ap.add_argument("--config", default=str(ROOT / "config" / "demo.yaml"))
+    ap.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    tz = ZoneInfo(cfg.timezone)
+
+    write_wav(cfg.content_dir / "courses" / "party-history-01.wav", 8, tone_hz=440)
+    write_wav(cfg.content_dir / "courses" / "farming-tech-02.wav", 6, tone_hz=660)
+    now = dt.datetime.now(tz).replace(microsecond=0)
+    first, second = now + dt.timedelta(seconds=10), now + dt.timedelta(seconds=25)
+    version = int(time.time())
+    schedule = {
+        "version": version,
+        "timezone": cfg.timezone,
+        "items": [
+            {
+                "id": "demo-collective-1",
+                "priority": 20,
+                "at": first.replace(tzinfo=None).isoformat(),
+                "slot_minutes": 0.25,
+                "course": {
+                    "id": "PH-01",
+                    "title": "党史学习 第一讲",
+                    "media": "courses/party-history-01.wav",
+                },
+            },
+            {
+                "id": "demo-farming-2",
+                "at": second.replace(tzinfo=None).isoformat(),
+                "slot_minutes": 0.25,
+                "course": {
+                    "id": "FT-02",
+                    "title": "农业技术 第二讲",
+                    "media": "courses/farming-tech-02.wav",
+                },
+            },
+            {
+                "id": "demo-weekly",
+                "weekly": {"days": ["mon", "wed", "fri"], "time": "19:30"},
+                "course": {
+                    "id": "PH-01",
+                    "title": "党史学习 第一讲",
+                    "media": "courses/party-history-01.wav",
+                },
+            },
+        ],
+    }
+    inbox = cfg.schedule_dir or (cfg.state_dir / "inbox")
+    inbox.mkdir(parents=True, exist_ok=True)
+    drop = inbox / f"demo-schedule-{version}.json"
+    drop.write_text(json.dumps(schedule, ensure_ascii=False, indent=1))
+    old = time.time() - 10
+    os.utime(drop, (old, old))  # a finished datacast file
+    print(
+        f"demo: schedule v{version} dropped into {inbox}; slots at {first:%H:%M:%S} and {second:%H:%M:%S} ({cfg.timezone})"
+    )
+
+    duration = ["--duration", str(args.duration)] if args.duration else []
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "agent", "-c", args.config, *duration], cwd=ROOT
+    )
+    try:
+        agent.wait()
+    except KeyboardInterrupt:
+        agent.send_signal(signal.SIGINT)
+        agent.wait()
+    print("\ndemo: viewing records in the local store:")
+    subprocess.run(
+        [sys.executable, "-m", "agent.stationctl", "-c", args.config, "records"], cwd=ROOT
+    )
+    return agent.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
