@@ -11,6 +11,7 @@ second (the wall and monotonic deltas are compared on every pass).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import queue
@@ -47,6 +48,12 @@ class _Submitted:
     future: Future[list[c.Action]]
 
 
+@dataclass
+class _Call:
+    fn: Callable[[], Any]
+    future: Future[Any]
+
+
 def settings_from_config(cfg: AgentConfig, boot: str) -> c.CoreSettings:
     pb, v = cfg.playback, cfg.vlc
     return c.CoreSettings(
@@ -64,6 +71,10 @@ def settings_from_config(cfg: AgentConfig, boot: str) -> c.CoreSettings:
         lookback_s=pb.missed_lookback_hours * 3600,
         on_demand_priority=pb.on_demand_priority,
     )
+
+
+def _local(ts: float, tz: Any) -> str:
+    return dt.datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M")
 
 
 def record_message(rec: Record, county: str) -> dict[str, Any]:
@@ -92,8 +103,13 @@ class Runtime:
         self.ready = threading.Event()
         self.started_mono = self.clock.monotonic()
         self.iterations = 0
+        # Extension points for adapters (MQTT link, probes monitor, control socket). All are
+        # called on the core thread.
         self.listeners: list[Callable[[str, Any], None]] = []  # (kind, payload) after commit
         self.hooks_per_tick: list[Callable[[], None]] = []
+        self.status_providers: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.summary_providers: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.started_wall = self.clock.wall()
         self._last_wall = 0.0
         self._last_mono = 0.0
         self._last_lkg_mono = -1e9
@@ -231,6 +247,75 @@ class Runtime:
         self.events.put(_Submitted(event, fut))
         return fut.result(timeout)
 
+    def call(self, fn: Callable[[], Any], timeout: float | None = 10.0) -> Any:
+        """Run ``fn`` on the core thread and return its result (the way adapters touch state)."""
+        fut: Future[Any] = Future()
+        self.events.put(_Call(fn, fut))
+        if timeout is None:
+            return fut
+        return fut.result(timeout)
+
+    # -- what the terminal says about itself -----------------------------------------------
+
+    def schedule_versions(self) -> dict[str, int]:
+        assert self.core is not None
+        return {layer: doc.version for layer, doc in self.core.layers.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """Small and cheap (the heartbeat carries it): what plays, versions, backlog."""
+        assert self.core is not None and self.store is not None
+        out: dict[str, Any] = {
+            "uptime_s": round(self.clock.monotonic() - self.started_mono, 1),
+            "playing": self.core.playing(),
+            "schedule_versions": self.schedule_versions(),
+            "clock": self.core.clock_state(),
+            "outbox": self.store.outbox_depth(),
+        }
+        for name, provider in self.summary_providers.items():
+            try:
+                out[name] = provider()
+            except Exception:
+                log.exception("summary provider %s failed", name)
+        return out
+
+    def status_snapshot(self) -> dict[str, Any]:
+        """The full picture (the retained status message, stationctl status)."""
+        assert self.core is not None and self.store is not None
+        tz = self.cfg.tz
+        upcoming = []
+        for occ in self.core.upcoming(3):
+            upcoming.append(
+                {
+                    "start": utc_text(occ.start),
+                    "local_start": _local(occ.start, tz),
+                    "item_id": occ.item.id,
+                    "course_id": occ.item.course.id,
+                    "title": occ.item.course.title,
+                    "media": occ.item.course.media,
+                    "layer": occ.layer,
+                    "priority": occ.priority,
+                }
+            )
+        out = self.summary()
+        out.update(
+            {
+                "terminal": self.cfg.terminal,
+                "county": self.cfg.county,
+                "started_at": utc_text(self.started_wall),
+                "boot_id": self.boot,
+                "timezone": self.cfg.timezone,
+                "upcoming": upcoming,
+                "open_records": len(self.store.open_records()),
+                "records_unsent": self.store.outbox_depth("record"),
+            }
+        )
+        for name, provider in self.status_providers.items():
+            try:
+                out[name] = provider()
+            except Exception:
+                log.exception("status provider %s failed", name)
+        return out
+
     # -- the loop --------------------------------------------------------------------------
 
     def run(self, duration: float | None = None) -> None:
@@ -257,6 +342,13 @@ class Runtime:
     def _step(self, ev: object) -> None:
         assert self.core is not None
         self._check_jump()
+        if isinstance(ev, _Call):
+            try:
+                ev.future.set_result(ev.fn())
+            except Exception as exc:
+                log.exception("core-thread call failed")
+                ev.future.set_exception(exc)
+            return
         if isinstance(ev, _Submitted):
             try:
                 actions = self.core.handle(ev.event)
