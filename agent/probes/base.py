@@ -1,0 +1,228 @@
+"""Shared plumbing for probes: samples, bounded command runs, bounded name lookups, sysfs reads.
+
+Every probe is a small class with a ``collect(deadline)`` method. Nothing here may block past the
+deadline it is given, because the monitor runs probes on a handful of worker threads and a probe
+that hangs would starve the others. Where the OS offers no timeout (``getaddrinfo``), the call runs
+on a throw-away thread and is abandoned at the deadline; the number of abandoned calls is capped so
+a dead resolver cannot leak threads without bound.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass
+class Sample:
+    """Fields every sample carries: when it was taken and whether the probe itself worked.
+
+    ``ok`` is about the probe (could it measure?), not about the thing measured: a TCP probe that
+    measured a dead link is ``ok`` with every target failed. ``skipped`` carries the reason a probe
+    cannot run on this box (no tuner, no ping permission...), which is information, not an error.
+    """
+
+    at: float = 0.0
+    ok: bool = True
+    error: str | None = None
+    skipped: str | None = None
+    elapsed_ms: float = 0.0
+
+
+class Probe(Protocol):
+    """What the monitor needs from a probe."""
+
+    name: str
+    interval: float
+    timeout: float
+
+    def collect(self, deadline: float) -> Sample:
+        """Measure once; ``deadline`` is a ``time.monotonic()`` value the call must not pass."""
+        ...
+
+
+@dataclass
+class CommandResult:
+    """What a tool printed. ``timed_out`` output is kept: some tools (dvb-fe-tool -m) never exit."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str = ""
+    timed_out: bool = False
+    missing: bool = False
+
+
+Runner = Callable[[Sequence[str], float], CommandResult]
+
+
+def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
+    """Run a tool with a hard timeout, killing its whole process group when time is up."""
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+    except FileNotFoundError:
+        return CommandResult(None, "", f"{argv[0]}: not found", missing=True)
+    except PermissionError as exc:
+        return CommandResult(None, "", f"{argv[0]}: {exc.strerror}", missing=True)
+    try:
+        out, err = proc.communicate(timeout=max(0.0, timeout))
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        timed_out = True
+    return CommandResult(
+        None if timed_out else proc.returncode,
+        out.decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        timed_out=timed_out,
+    )
+
+
+def remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def read_text(path: Path) -> str | None:
+    """Read a small sysfs/procfs file; None when absent or unreadable (attributes come and go)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def read_int(path: Path, base: int = 10) -> int | None:
+    text = read_text(path)
+    if text is None or text == "":
+        return None
+    try:
+        return int(text.split()[0], base)
+    except ValueError:
+        return None
+
+
+# -- name resolution with a deadline -------------------------------------------------------
+
+Resolver = Callable[..., list[Any]]
+
+_lookup_slots = threading.BoundedSemaphore(4)
+_MAX_HUNG_LOOKUPS = 4
+
+
+class ResolveError(Exception):
+    """A lookup failed or ran out of time; ``reason`` is short and stable for alarms."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Lookup:
+    result: list[Any] | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def resolve(
+    host: str,
+    port: int | None,
+    deadline: float,
+    *,
+    resolver: Resolver = socket.getaddrinfo,
+    family: int = socket.AF_UNSPEC,
+) -> list[tuple[int, tuple[Any, ...]]]:
+    """getaddrinfo with a deadline; returns (family, sockaddr) pairs.
+
+    Numeric addresses skip the resolver entirely. At most four lookups may be outstanding at
+    once (hung ones included); past that we fail fast with ``resolver busy`` rather than pile up
+    threads behind a dead DNS server.
+    """
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        ip = None
+    if ip is not None:
+        fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        addr: tuple[Any, ...] = (
+            (str(ip), port or 0) if fam == socket.AF_INET else (str(ip), port or 0, 0, 0)
+        )
+        return [(fam, addr)]
+    if not _lookup_slots.acquire(blocking=False):
+        raise ResolveError("resolver busy (earlier lookups still hung)")
+    job = _Lookup()
+
+    def work() -> None:
+        try:
+            job.result = resolver(host, port, family, socket.SOCK_STREAM)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            job.error = exc
+        finally:
+            _lookup_slots.release()
+            job.done.set()
+
+    threading.Thread(target=work, name=f"resolve-{host}", daemon=True).start()
+    if not job.done.wait(remaining(deadline)):
+        raise ResolveError("timeout")
+    if job.error is not None:
+        if isinstance(job.error, socket.gaierror):
+            raise ResolveError(f"resolve failed: {job.error.strerror or job.error}")
+        raise ResolveError(f"resolve failed: {job.error}")
+    out: list[tuple[int, tuple[Any, ...]]] = []
+    for fam, _type, _proto, _canon, sockaddr in job.result or []:
+        if (fam, sockaddr) not in out:
+            out.append((fam, sockaddr))
+    if not out:
+        raise ResolveError("resolve failed: no addresses")
+    return out
+
+
+def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, int | None]:
+    """Split ``host:port``, ``[v6]:port``, ``v6`` or ``host`` into its parts."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return host, int(port) if port else default_port
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port)
+    return text, default_port
+
+
+def check_host_port(value: str) -> str | None:
+    """Config check for ``host:port`` entries."""
+    try:
+        host, port = parse_host_port(value)
+    except ValueError:
+        return f"{value!r} is not host:port"
+    if not host or port is None or not 0 < port < 65536:
+        return f"{value!r} is not host:port with a port between 1 and 65535"
+    return None
+
+
+def check_host_port_list(values: list[str]) -> str | None:
+    for value in values:
+        message = check_host_port(value)
+        if message:
+            return message
+    return None
