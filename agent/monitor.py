@@ -45,12 +45,14 @@ MAX_WRITTEN_OFF = 8  # replacement workers for hung calls, at most, over the mon
 
 
 class Clock(Protocol):
-    def time(self) -> float: ...
+    """Same shape as ``agent.clock.Clock``: wall time for stamps, monotonic for durations."""
+
+    def wall(self) -> float: ...
     def monotonic(self) -> float: ...
 
 
 class SystemClock:
-    def time(self) -> float:
+    def wall(self) -> float:
         return time.time()
 
     def monotonic(self) -> float:
@@ -139,7 +141,7 @@ class Monitor:
         for _ in range(self.cfg.workers):
             self._spawn_worker()
         mono = self.clock.monotonic()
-        self._summary = SummaryBuilder(self.cfg.mode, self.clock.time(), mono)
+        self._summary = SummaryBuilder(self.cfg.mode, self.clock.wall(), mono)
         self._summary_due = mono + self.cfg.summary_minutes * 60.0
         self._thread = threading.Thread(target=self._run, name="probe-monitor", daemon=True)
         self._thread.start()
@@ -179,7 +181,7 @@ class Monitor:
             except Exception as exc:  # a probe bug must not kill the worker
                 log.exception("probe %s failed", job.probe.name)
                 sample = Sample(
-                    at=self.clock.time(), ok=False, error=f"{type(exc).__name__}: {exc}"
+                    at=self.clock.wall(), ok=False, error=f"{type(exc).__name__}: {exc}"
                 )
             sample.elapsed_ms = (time.monotonic() - t0) * 1000.0
             self._results.put((job, sample))
@@ -245,7 +247,7 @@ class Monitor:
         self._handle(
             job.probe,
             Sample(
-                at=self.clock.time(),
+                at=self.clock.wall(),
                 ok=False,
                 error=f"deadline of {job.probe.timeout:g} s exceeded",
             ),
@@ -255,7 +257,7 @@ class Monitor:
             self._spawn_worker()
 
     def _handle(self, probe: Probe, sample: Sample) -> None:
-        now, mono = self.clock.time(), self.clock.monotonic()
+        now, mono = self.clock.wall(), self.clock.monotonic()
         stats = self._stats[probe.name]
         stats["runs"] += 1
         if not sample.ok:
@@ -301,7 +303,7 @@ class Monitor:
     def _flush_summary(self, mono: float) -> None:
         if self._summary is None:
             return
-        summary = self._summary.build(self.clock.time(), mono)
+        summary = self._summary.build(self.clock.wall(), mono)
         self._summary = SummaryBuilder(self.cfg.mode, summary["period_end"], mono)
         self._summary_due = mono + self.cfg.summary_minutes * 60.0
         if summary["cycles"] or summary.get("lock_samples") or summary.get("lock_seconds"):

@@ -150,6 +150,7 @@ class IcmpProbe:
         runner: Runner = run_command,
         procfs: Path = Path("/proc"),
         which: object = shutil.which,
+        socket_opener: object = ping_socket_open,
     ) -> None:
         self.cfg = cfg
         self.interval = cfg.interval_seconds
@@ -157,6 +158,7 @@ class IcmpProbe:
         self.runner = runner
         self.procfs = procfs
         self.which = which
+        self.socket_opener = socket_opener
         self.hosts: list[str] = list(cfg.hosts)
         self._method: str | None = None
         self._skip_reason: str | None = None
@@ -166,7 +168,7 @@ class IcmpProbe:
         reasons = []
         if self.cfg.method in ("auto", "socket"):
             try:
-                ping_socket_open().close()
+                self.socket_opener().close()  # type: ignore[operator]
                 return "socket", None
             except OSError as exc:
                 if exc.errno not in (errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT):
