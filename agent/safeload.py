@@ -15,6 +15,10 @@ from typing import Any
 import yaml
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
+PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
+}
 
 
 class DocumentError(ValueError):
@@ -112,7 +116,7 @@ def parse_yaml(data: str | bytes, source: str = "<document>") -> Node:
                 line = event.start_mark.line + 1
                 raise DocumentError(f"{source}:{line}", "YAML anchors and aliases are not allowed")
             tag = getattr(event, "tag", None)
-            if tag and not getattr(event, "implicit", True) and not tag.startswith("tag:yaml.org"):
+            if tag and tag not in PLAIN_TAGS and tag != "!":
                 line = event.start_mark.line + 1
                 raise DocumentError(f"{source}:{line}", f"YAML tag {tag} is not allowed")
         node = yaml.compose(data, Loader=yaml.SafeLoader)

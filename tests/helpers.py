@@ -1,0 +1,83 @@
+"""Shared test helpers: configs, schedules and agent processes on this machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("Asia/Shanghai")
+DUMMY_VLC = ["--vout=dummy", "--aout=dummy", "--no-video-title-show", "--quiet"]
+
+
+def write_config(dirpath: Path, **overrides: Any) -> Path:
+    """A complete agent config in ``dirpath`` (content/ and state/ beside it)."""
+    cfg: dict[str, Any] = {
+        "terminal": "t-001",
+        "county": "c-01",
+        "timezone": "Asia/Shanghai",
+        "content_dir": "content",
+        "state_dir": "state",
+        "schedule_poll_seconds": 0.5,
+        "vlc": {"options": DUMMY_VLC, "preroll_seconds": 2, "stall_seconds": 4,
+                "start_timeout_seconds": 5},
+        "playback": {"checkpoint_seconds": 5, "retry_delay_seconds": 1},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    path = Path(dirpath) / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    (Path(dirpath) / "content").mkdir(exist_ok=True)
+    return path
+
+
+def local_iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, TZ).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def one_off(item_id: str, start: float, media: str, *, course_id: str | None = None,
+            title: str | None = None, **extra: Any) -> dict[str, Any]:
+    course = {"id": course_id or item_id, "title": title or f"Course {item_id}", "media": media}
+    course.update(extra.pop("course", {}))
+    return {"id": item_id, "at": local_iso(start), "course": course, **extra}
+
+
+def schedule(version: int, items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"version": version, "timezone": "Asia/Shanghai", "items": items, **extra}
+
+
+def apply_schedule(state_dir: Path, doc: dict[str, Any], layer: str = "terminal") -> Any:
+    from agent.schedule import ScheduleStore
+
+    return ScheduleStore(state_dir).apply(json.dumps(doc).encode(), "test", layer=layer)
+
+
+def start_agent(config: Path, *extra: str, env: dict[str, str] | None = None,
+                log: Path | None = None) -> subprocess.Popen[bytes]:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", "-c", str(config), *extra],
+        cwd=ROOT, stdout=out, stderr=out, env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
