@@ -100,6 +100,7 @@ class OverheatAlarm(CountHysteresis):
 
     raise_c: float = field(default=80.0, metadata={"check": between(20, 150)})
     clear_c: float = field(default=72.0, metadata={"check": between(20, 150)})
+    raise_after: int = field(default=2, metadata={"check": between(1, 1000)})
     severity: Severity = "warning"
 
     def _validate(self) -> list[tuple[str, str]]:
@@ -108,6 +109,7 @@ class OverheatAlarm(CountHysteresis):
 
 @dataclass
 class DisplayDisconnectedAlarm(CountHysteresis):
+    raise_after: int = field(default=2, metadata={"check": between(1, 1000)})
     clear_after: int = field(default=1, metadata={"check": between(1, 1000)})
     severity: Severity = "warning"
 
