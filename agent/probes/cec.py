@@ -40,6 +40,7 @@ class CecSample(Sample):
     reason: str | None = None
 
 
+MISSING_RECHECK_SECONDS = 3600.0
 _PWR = re.compile(r"pwr-state:\s*(.+?)\s*\(0x([0-9a-fA-F]{2})\)")
 _POWER_CODES = {0: "on", 1: "standby", 2: "to_on", 3: "to_standby"}
 _NO_ANSWER = ("Not Acknowledged", "NACK", "Timeout", "Aborted", "Feature Abort")
@@ -64,14 +65,18 @@ class CecProbe:
         self.interval = cfg.interval_seconds
         self.timeout = cfg.timeout_seconds
         self.runner = runner
+        self._missing_until = 0.0  # a missing cec-ctl is re-checked hourly, not every run
 
     def collect(self, deadline: float) -> CecSample:
         sample = CecSample(at=time.time())
         argv = [a.format(device=self.cfg.device) for a in self.cfg.command]
+        if time.monotonic() < self._missing_until:
+            sample.skipped = sample.reason = f"{argv[0]} not installed"
+            return sample
         out = self.runner(argv, remaining(deadline))
         if out.missing:
-            sample.skipped = f"{argv[0]} not installed"
-            sample.reason = sample.skipped
+            self._missing_until = time.monotonic() + MISSING_RECHECK_SECONDS
+            sample.skipped = sample.reason = f"{argv[0]} not installed"
             return sample
         if out.timed_out:
             sample.reason = "cec-ctl did not finish before the deadline"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,10 @@ class DatacastProbe:
         self.timeout = cfg.timeout_seconds
         self.sysfs = sysfs
         self._previous: dict[str, int] | None = None
+        # One regex for all patterns: the scan tests every file name, so this is the hot path.
+        self._partial = re.compile(
+            "|".join(fnmatch.translate(p) for p in cfg.partial_patterns) or "(?!)"
+        )
 
     def collect(self, deadline: float) -> DatacastSample:
         sample = DatacastSample(at=time.time())
@@ -97,7 +102,7 @@ class DatacastProbe:
         return sample
 
     def is_partial(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, pat) for pat in self.cfg.partial_patterns)
+        return self._partial.match(name) is not None
 
     def scan(self, root: Path, sample: DatacastSample, deadline: float) -> None:
         if not root.is_dir():
@@ -109,10 +114,11 @@ class DatacastProbe:
             if remaining(deadline) <= 0 or sample.files_seen >= self.cfg.max_entries:
                 sample.scan_truncated = True
                 break
+            partial = self._partial.match
             try:
                 with os.scandir(stack.pop()) as entries:
                     for entry in entries:
-                        if self.is_partial(entry.name):
+                        if partial(entry.name):
                             continue
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)

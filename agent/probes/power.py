@@ -68,6 +68,7 @@ class PowerProbe:
         self.sysfs = sysfs
         self.runner = runner
         self.which = which
+        self._tool: tuple[float, str | None] | None = None  # (checked at, path): re-checked hourly
 
     def collect(self, deadline: float) -> PowerSample:
         sample = PowerSample(at=time.time())
@@ -84,7 +85,7 @@ class PowerProbe:
                 self._apply(sample, int(bits, 16), "sysfs get_throttled")
             except ValueError:
                 pass
-        if sample.source is None and self.which(self.cfg.vcgencmd):
+        if sample.source is None and self._vcgencmd():
             out = self.runner([self.cfg.vcgencmd, "get_throttled"], remaining(deadline))
             value = parse_vcgencmd(out.stdout)
             if value is not None:
@@ -97,6 +98,12 @@ class PowerProbe:
         if sample.source is None and sample.ok:
             sample.skipped = "no under-voltage sensor (not a Raspberry Pi?)"
         return sample
+
+    def _vcgencmd(self) -> str | None:
+        now = time.monotonic()
+        if self._tool is None or now - self._tool[0] > 3600.0:
+            self._tool = (now, self.which(self.cfg.vcgencmd))
+        return self._tool[1]
 
     @staticmethod
     def _apply(sample: PowerSample, bits: int, source: str) -> None:

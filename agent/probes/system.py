@@ -61,7 +61,6 @@ class SystemSample(Sample):
     mem_total: int | None = None
     mem_available: int | None = None
     mem_used_pct: float | None = None
-    swap_used_pct: float | None = None
     uptime_s: float | None = None
     boot_id: str | None = None
     last_shutdown: str | None = None  # clean | power_loss | agent_crash | unknown
@@ -152,11 +151,15 @@ class SystemProbe:
         self.paths: list[Path] = list(cfg.paths)
         self.process = process or psutil.Process()
         self.last_shutdown: str | None = None
+        self._boot_id: str | None = None
         psutil.cpu_percent(interval=None)  # prime the counters so the first sample means something
         self.process.cpu_percent(interval=None)
 
     def boot_id(self) -> str | None:
-        return read_text(self.procfs / "sys/kernel/random/boot_id")
+        """The kernel's boot id; it cannot change while we run, so it is read once."""
+        if self._boot_id is None:
+            self._boot_id = read_text(self.procfs / "sys/kernel/random/boot_id")
+        return self._boot_id
 
     def collect(self, deadline: float) -> SystemSample:
         s = SystemSample(at=time.time(), last_shutdown=self.last_shutdown)
@@ -167,10 +170,6 @@ class SystemProbe:
             pass
         vm = psutil.virtual_memory()
         s.mem_total, s.mem_available, s.mem_used_pct = vm.total, vm.available, vm.percent
-        try:
-            s.swap_used_pct = psutil.swap_memory().percent
-        except (OSError, RuntimeError):
-            pass
         uptime = read_text(self.procfs / "uptime")
         if uptime:
             s.uptime_s = float(uptime.split()[0])
