@@ -12,6 +12,7 @@ from pathlib import Path
 from agent import __version__
 from agent.clock import OffsetClock, SystemClock
 from agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from agent.control import ControlServer
 from agent.runtime import Runtime
 
 # Tests of a whole agent process shift its wall clock through this file (see OffsetClock).
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = OffsetClock(Path(offset_file)) if offset_file else SystemClock()
     runtime = Runtime(cfg, clock=clock)
     runtime.open()
+    control = ControlServer.start_for(runtime)  # stationctl's socket (issue 5)
 
     def on_signal(signum: int, _frame: object) -> None:
         logging.getLogger("agent").info("signal %d: stopping", signum)
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     runtime.run(duration=args.duration)
+    control.stop()
     return 0
 
 

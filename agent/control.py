@@ -1,0 +1,458 @@
+"""The local control socket: how ``stationctl`` asks the running agent to act.
+
+A Unix stream socket at ``cfg.socket_path``, owned by the agent, mode 0660 with group
+``cfg.admin_group`` (0600 when that group does not exist): the file mode keeps everyone else out,
+and every connection is checked again with SO_PEERCRED (uid 0, the agent's own uid, or a member
+of the admin group), so a loosened mode does not open the door and a refused user gets a clear
+answer instead of silence.
+
+Protocol: JSON lines. Each request is one object ``{"cmd": NAME, ...}`` (an optional ``id`` is
+echoed); each answer is one object ``{"ok": bool, "message": str, "data": {...}, "error": code}``
+(``error`` only when not ok). Commands: ping, status, play, stop, attendance.
+
+Threads: one server thread accepts; each connection gets a short-lived handler thread (at most
+``MAX_CLIENTS`` at once) that reaches the core only through ``runtime.call``/``runtime.submit``.
+Nothing here ever runs on, or waits inside, the core thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import json
+import logging
+import os
+import pwd
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+
+log = logging.getLogger("agent.control")
+
+MAX_LINE = 64 * 1024
+MAX_CLIENTS = 8
+CLIENT_IDLE_S = 30.0
+CORE_TIMEOUT_S = 10.0
+SOCKET_MODE = 0o660
+
+# Error codes in answers (stationctl turns them into the admin's language).
+FORBIDDEN = "forbidden"
+BAD_REQUEST = "bad_request"
+UNKNOWN_COMMAND = "unknown_command"
+BUSY = "agent_busy"
+INTERNAL = "internal"
+
+
+# -- peer credentials ----------------------------------------------------------------------------
+
+
+def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end, from the kernel (SO_PEERCRED)."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def admin_gid(group: str | None) -> int | None:
+    if not group:
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def process_groups(pid: int, proc_root: Path = Path("/proc")) -> set[int]:
+    """The supplementary groups the peer process runs with (its real credentials, not /etc)."""
+    try:
+        text = (proc_root / str(pid) / "status").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("Groups:"):
+            return {int(g) for g in line.split()[1:] if g.isdigit()}
+    return set()
+
+
+def is_permitted(
+    pid: int, uid: int, gid: int, group: str | None, *, own_uid: int | None = None
+) -> bool:
+    """Root, the agent's own user, or a member of the admin group."""
+    if uid == 0 or uid == (os.getuid() if own_uid is None else own_uid):
+        return True
+    agid = admin_gid(group)
+    if agid is None:
+        return False
+    if gid == agid or agid in process_groups(pid):
+        return True
+    try:
+        name = pwd.getpwuid(uid).pw_name
+        return name in grp.getgrgid(agid).gr_mem
+    except KeyError:
+        return False
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+class ControlServer:
+    """Serve the control socket for a Runtime (see module docstring)."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        path: Path | None = None,
+        admin_group: str | None = None,
+        *,
+        core_timeout: float = CORE_TIMEOUT_S,
+    ) -> None:
+        self.runtime = runtime
+        cfg = runtime.cfg
+        self.path = Path(path or cfg.socket_path)
+        self.admin_group = cfg.admin_group if admin_group is None else admin_group
+        self.core_timeout = core_timeout
+        self.sock: socket.socket | None = None
+        self.thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self._inode: tuple[int, int] | None = None
+        self.handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "ping": self._ping,
+            "status": self._status,
+            "play": self._play,
+            "stop": self._stop_cmd,
+            "attendance": self._attendance,
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    def start_for(cls, runtime: Any) -> ControlServer:
+        """Start the server; never raises (the agent plays courses without its socket too)."""
+        server = cls(runtime)
+        try:
+            server.start()
+        except OSError as exc:
+            log.error("control socket %s not available: %s", server.path, exc)
+            server._log_event("error", f"The control socket {server.path} is not available: {exc}")
+        return server
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(self.path))
+            # Nobody can connect before listen(), so the mode is right before the door opens.
+            gid = admin_gid(self.admin_group)
+            if gid is not None:
+                try:
+                    os.chown(self.path, -1, gid)
+                    os.chmod(self.path, SOCKET_MODE)
+                except PermissionError:
+                    log.warning(
+                        "cannot give %s to group %s; root only", self.path, self.admin_group
+                    )
+                    os.chmod(self.path, 0o600)
+            else:
+                log.warning(
+                    "admin group %r does not exist; control socket is for root only",
+                    self.admin_group,
+                )
+                os.chmod(self.path, 0o600)
+            sock.listen(16)
+            sock.settimeout(0.5)
+        except OSError:
+            sock.close()
+            raise
+        st = os.stat(self.path)
+        self._inode = (st.st_dev, st.st_ino)
+        self.sock = sock
+        self.thread = threading.Thread(target=self._serve, name="control-socket", daemon=True)
+        self.thread.start()
+        log.info("control socket listening at %s", self.path)
+
+    def _remove_stale(self) -> None:
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(errno.EEXIST, f"{self.path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(self.path))
+        except OSError:
+            os.unlink(self.path)  # left over from a crash: nobody answers on it
+            return
+        finally:
+            probe.close()
+        raise OSError(errno.EADDRINUSE, f"another agent answers on {self.path}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.thread is not None:
+            self.thread.join(2.0)
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        try:
+            st = os.stat(self.path)
+            if self._inode == (st.st_dev, st.st_ino):
+                os.unlink(self.path)
+        except OSError:
+            pass
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        assert self.sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.1)
+                continue
+            if not self._slots.acquire(blocking=False):
+                self._refuse(conn, BUSY, "too many stationctl connections at once; try again")
+                continue
+            threading.Thread(
+                target=self._client, args=(conn,), name="control-client", daemon=True
+            ).start()
+
+    def _refuse(self, conn: socket.socket, code: str, message: str, **data: Any) -> None:
+        try:
+            conn.settimeout(1.0)
+            conn.sendall(_encode({"ok": False, "error": code, "message": message, "data": data}))
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _client(self, conn: socket.socket) -> None:
+        try:
+            pid, uid, gid = peer_credentials(conn)
+            if not is_permitted(pid, uid, gid, self.admin_group):
+                log.warning("control: refused %s (uid %d, pid %d)", user_name(uid), uid, pid)
+                self._refuse(
+                    conn,
+                    FORBIDDEN,
+                    f"user {user_name(uid)} may not control the agent: only root and members "
+                    f"of group {self.admin_group} may",
+                    user=user_name(uid),
+                    group=self.admin_group,
+                )
+                return
+            conn.settimeout(CLIENT_IDLE_S)
+            with conn, conn.makefile("rb") as reader:
+                while not self._stop.is_set():
+                    line = reader.readline(MAX_LINE + 1)
+                    if not line:
+                        return
+                    if len(line) > MAX_LINE:
+                        conn.sendall(_encode(_error(BAD_REQUEST, "request too long")))
+                        return
+                    answer = self.handle_line(line, uid=uid)
+                    conn.sendall(_encode(answer))
+        except OSError:
+            pass
+        finally:
+            self._slots.release()
+
+    def handle_line(self, line: bytes, *, uid: int = 0) -> dict[str, Any]:
+        try:
+            req = json.loads(line, parse_constant=_no_constants)
+        except (ValueError, UnicodeDecodeError):
+            return _error(BAD_REQUEST, "a request is one JSON object per line")
+        if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+            return _error(BAD_REQUEST, 'a request needs "cmd"')
+        handler = self.handlers.get(req["cmd"])
+        if handler is None:
+            answer = _error(UNKNOWN_COMMAND, f"unknown command {req['cmd']!r}")
+        else:
+            try:
+                answer = handler(req)
+            except TimeoutError:
+                answer = _error(BUSY, "the agent did not answer in time")
+            except Exception as exc:  # a bad request must not kill the handler silently
+                log.exception("control command %s failed", req["cmd"])
+                answer = _error(INTERNAL, f"{type(exc).__name__}: {exc}")
+        if "id" in req:
+            answer["id"] = req["id"]
+        if req["cmd"] in ("play", "stop", "attendance"):
+            log.info("control: %s by uid %d: %s", req["cmd"], uid, answer.get("message"))
+        return answer
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def _ping(self, _req: dict[str, Any]) -> dict[str, Any]:
+        from agent.store import utc_text
+
+        rt = self.runtime
+        return {
+            "ok": True,
+            "message": "pong",
+            "data": {
+                "pid": os.getpid(),
+                "version": __version__,
+                "terminal": rt.cfg.terminal,
+                "started_at": utc_text(rt.started_wall),
+            },
+        }
+
+    def _status(self, _req: dict[str, Any]) -> dict[str, Any]:
+        snap = self.runtime.call(self.runtime.status_snapshot, timeout=self.core_timeout)
+        snap.setdefault("pid", os.getpid())
+        return {"ok": True, "message": "status", "data": json.loads(json.dumps(snap, default=str))}
+
+    def _submit(self, event: object) -> dict[str, Any]:
+        from agent.core import Reply
+
+        actions = self.runtime.submit(event, timeout=self.core_timeout)
+        for action in actions:
+            if isinstance(action, Reply):
+                out: dict[str, Any] = {
+                    "ok": action.ok,
+                    "message": action.message,
+                    "data": dict(action.data),
+                }
+                if not action.ok:
+                    out["error"] = str(action.data.get("error") or "refused")
+                return out
+        return _error(INTERNAL, "the agent gave no answer")
+
+    def _play(self, req: dict[str, Any]) -> dict[str, Any]:
+        from agent.core import PlayCommand
+
+        course = _opt_str(req, "course")
+        media = _opt_str(req, "media")
+        title = _opt_str(req, "title")
+        if not course and not media:
+            return _error(BAD_REQUEST, "play needs a course id or a media path")
+        return self._submit(PlayCommand(course, media, title, trigger="admin"))
+
+    def _stop_cmd(self, _req: dict[str, Any]) -> dict[str, Any]:
+        from agent.core import StopCommand
+
+        return self._submit(StopCommand(trigger="admin"))
+
+    def _attendance(self, req: dict[str, Any]) -> dict[str, Any]:
+        from agent.attendance import AttendanceError, apply_attendance
+
+        count = req.get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            return _error("bad_count", "attendance needs a whole number")
+        record = _opt_str(req, "record")
+        try:
+            result = self.runtime.call(
+                lambda: apply_attendance(self.runtime, count, record), timeout=self.core_timeout
+            )
+        except AttendanceError as exc:
+            return {"ok": False, "error": exc.code, "message": exc.message, "data": exc.data}
+        return {"ok": True, "message": result["message"], "data": result}
+
+    def _log_event(self, level: str, message: str) -> None:
+        store = getattr(self.runtime, "store", None)
+        if store is None:
+            return
+        try:
+            self.runtime.call(
+                lambda: store.add_event(level, "control_socket", message), timeout=None
+            )
+        except Exception:
+            pass
+
+
+def _opt_str(req: dict[str, Any], key: str) -> str | None:
+    value = req.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _error(code: str, message: str, **data: Any) -> dict[str, Any]:
+    return {"ok": False, "error": code, "message": message, "data": data}
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+
+class AgentUnavailable(Exception):
+    """The agent cannot be asked: ``reason`` is not_running, forbidden or timeout."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def request(path: Path | str, cmd: str, *, timeout: float = 15.0, **args: Any) -> dict[str, Any]:
+    """Send one request and return the answer; AgentUnavailable when nobody can be asked.
+
+    A refusal by the agent itself (SO_PEERCRED) comes back as ``{"ok": false, "error":
+    "forbidden"}``; a socket the user may not open raises AgentUnavailable("forbidden").
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise AgentUnavailable("not_running", str(exc)) from None
+        except PermissionError as exc:
+            raise AgentUnavailable("forbidden", str(exc)) from None
+        except TimeoutError:
+            raise AgentUnavailable("timeout", "connect") from None
+        except OSError as exc:
+            raise AgentUnavailable("not_running", str(exc)) from None
+        try:
+            sock.sendall(_encode({"cmd": cmd, **args}))
+        except TimeoutError:
+            raise AgentUnavailable("timeout", cmd) from None
+        except OSError:
+            pass  # a refusing agent may have closed already; its answer is still to be read
+        data = b""
+        try:
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            raise AgentUnavailable("timeout", cmd) from None
+        except OSError as exc:
+            if not data:
+                raise AgentUnavailable("not_running", str(exc)) from None
+        if not data:
+            raise AgentUnavailable("not_running", "the agent closed the connection")
+        answer = json.loads(data.decode("utf-8"))
+        if not isinstance(answer, dict):
+            raise AgentUnavailable("not_running", "bad answer")
+        return answer
+    finally:
+        sock.close()
