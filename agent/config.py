@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.mqtt.config import MqttConfig
 from agent.probes.config import ProbesConfig
 from agent.safeload import DocumentError, parse_yaml
 from agent.schema import SchemaError, between, build, positive
@@ -83,6 +84,7 @@ class AgentConfig:
     vlc: VlcConfig = field(default_factory=VlcConfig)
     playback: PlaybackConfig = field(default_factory=PlaybackConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
+    mqtt: MqttConfig | None = None
     source: Path = field(default=Path("<config>"), init=False)
 
     @property

@@ -13,6 +13,7 @@ from agent import __version__
 from agent.clock import OffsetClock, SystemClock
 from agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from agent.control import ControlServer
+from agent.mqtt.link import start_link
 from agent.runtime import Runtime
 
 # Tests of a whole agent process shift its wall clock through this file (see OffsetClock).
@@ -57,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runtime.run(duration=args.duration)
+    link = start_link(cfg, runtime)  # MQTT link (None when offline) and the outbox alarm
+    try:
+        runtime.run(duration=args.duration)
+    finally:
+        if link is not None:
+            link.stop()  # publishes the retained "offline" state, then disconnects
     control.stop()
     return 0
 
