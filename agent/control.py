@@ -99,6 +99,13 @@ def is_permitted(
         return False
 
 
+def overflow_uid() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/overflowuid").read_text().strip())
+    except (OSError, ValueError):
+        return 65534
+
+
 def user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -158,22 +165,7 @@ class ControlServer:
         try:
             sock.bind(str(self.path))
             # Nobody can connect before listen(), so the mode is right before the door opens.
-            gid = admin_gid(self.admin_group)
-            if gid is not None:
-                try:
-                    os.chown(self.path, -1, gid)
-                    os.chmod(self.path, SOCKET_MODE)
-                except PermissionError:
-                    log.warning(
-                        "cannot give %s to group %s; root only", self.path, self.admin_group
-                    )
-                    os.chmod(self.path, 0o600)
-            else:
-                log.warning(
-                    "admin group %r does not exist; control socket is for root only",
-                    self.admin_group,
-                )
-                os.chmod(self.path, 0o600)
+            os.chmod(self.path, self._socket_mode())
             sock.listen(16)
             sock.settimeout(0.5)
         except OSError:
@@ -203,6 +195,30 @@ class ControlServer:
         finally:
             probe.close()
         raise OSError(errno.EADDRINUSE, f"another agent answers on {self.path}")
+
+    def _socket_mode(self) -> int:
+        """0660 with the admin group on the socket, else 0600 (root and the agent only).
+
+        Under systemd with ``PrivateUsers=yes`` the admin group is not mapped into the agent's
+        user namespace and cannot be named in chown(); the state directory is setgid
+        stationadmin there, so the socket is born in that group and 0660 is still right.
+        """
+        gid = admin_gid(self.admin_group)
+        if gid is None:
+            log.warning(
+                "admin group %r does not exist; control socket is for root only", self.admin_group
+            )
+            return 0o600
+        try:
+            os.chown(self.path, -1, gid)
+            return SOCKET_MODE
+        except OSError as exc:
+            if os.stat(self.path.parent).st_mode & stat.S_ISGID:
+                return SOCKET_MODE
+            log.warning(
+                "cannot give %s to group %s (%s); root only", self.path, self.admin_group, exc
+            )
+            return 0o600
 
     def stop(self) -> None:
         self._stop.set()
@@ -251,7 +267,7 @@ class ControlServer:
     def _client(self, conn: socket.socket) -> None:
         try:
             pid, uid, gid = peer_credentials(conn)
-            if not is_permitted(pid, uid, gid, self.admin_group):
+            if not (is_permitted(pid, uid, gid, self.admin_group) or self._admitted_by_mode(uid)):
                 log.warning("control: refused %s (uid %d, pid %d)", user_name(uid), uid, pid)
                 self._refuse(
                     conn,
@@ -277,6 +293,18 @@ class ControlServer:
             pass
         finally:
             self._slots.release()
+
+    def _admitted_by_mode(self, uid: int) -> bool:
+        """A peer whose uid is not mapped into our user namespace (systemd PrivateUsers=yes shows
+        it as the overflow uid) can only have connected through the file's group bits: accept
+        it while the socket grants nothing to others, refuse it otherwise."""
+        if uid != overflow_uid():
+            return False
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            return False
+        return mode & 0o007 == 0 and mode & 0o060 == 0o060
 
     def handle_line(self, line: bytes, *, uid: int = 0) -> dict[str, Any]:
         try:

@@ -1,41 +1,107 @@
-"""``stationctl``: the station admin's tool. Works with no network and with the agent stopped.
+"""``stationctl``: the station admin's tool, in Chinese and English. Works with no network.
 
-Reads come straight from the agent's SQLite store (read-only; WAL lets us read while the agent
-writes). Schedule commands reuse the agent's own validation.
+Reads (status, logs, records, schedule) come straight from the agent's SQLite store, opened
+read-only (WAL lets us read while the agent writes, and a reader never blocks the writer); they
+work with the agent stopped. Actions (play, stop, attendance) go over the agent's control socket
+(agent/control.py) and change nothing when the agent is not running. ``check`` is the inspection
+self-test. Every command takes ``--json``; ``--lang`` overrides LANG. See docs/stationctl.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-from agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from agent.stationctl import records_cmd, schedule_cmd
+from agent.config import DEFAULT_CONFIG_PATH
+from agent.i18n import _, install
+from agent.stationctl.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CtlError,
+    Ctx,
+    add_common,
+)
+
+COMMANDS = ("status", "logs", "records", "schedule", "play", "stop", "attendance", "check")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="stationctl", description="Station admin tool")
-    ap.add_argument("-c", "--config", default=str(DEFAULT_CONFIG_PATH), help="agent config file")
-    sub = ap.add_subparsers(dest="command", required=True)
+    from agent.stationctl import (
+        actions_cmd,
+        check_cmd,
+        logs_cmd,
+        records_cmd,
+        schedule_cmd,
+        status_cmd,
+    )
+
+    ap = argparse.ArgumentParser(
+        prog="stationctl",
+        description=_(
+            "Station admin tool: is the station all right, what was shown, what is next."
+        ),
+    )
+    add_common(ap)
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    status_cmd.add_parser(sub)
+    logs_cmd.add_parser(sub)
     records_cmd.add_parser(sub)
     schedule_cmd.add_parser(sub)
+    actions_cmd.add_parsers(sub)
+    check_cmd.add_parser(sub)
     return ap
 
 
+def _requested_language(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    lang = install(_requested_language(argv))
     ap = build_parser()
     args = ap.parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = str(DEFAULT_CONFIG_PATH)
     cfg = None
     if getattr(args, "needs_config", True):
+        from agent.config import ConfigError, load_config
+
         try:
             cfg = load_config(args.config)
         except ConfigError as exc:
             print(f"stationctl: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
+    ctx = Ctx(args=args, cfg=cfg, lang=lang, now=time.time())
     try:
-        return int(args.func(args, cfg) or 0)
+        return int(args.func(ctx) or EXIT_OK)
+    except CtlError as exc:
+        if ctx.json:
+            import json
+
+            print(
+                json.dumps(
+                    {"ok": False, "error": exc.message, "advice": exc.advice}, ensure_ascii=False
+                )
+            )
+        else:
+            print(f"stationctl: {exc.message}", file=sys.stderr)
+            if exc.advice:
+                print(f"  {exc.advice}", file=sys.stderr)
+        return exc.code
     except BrokenPipeError:
-        return 0
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        ctx.close()
 
 
 if __name__ == "__main__":

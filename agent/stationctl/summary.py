@@ -1,0 +1,107 @@
+"""The monthly summary the county judges a station by.
+
+- Collective study sessions held: viewing records that were shown and have an attendance of at
+  least one (the admin's attendance entry is what shows a group met). Target: two a month.
+- Courses completed: records with outcome ``completed`` (and the distinct courses among them).
+- Shown without an attendance count: shown to the end (or mostly) with no attendance entered;
+  the admin may have forgotten ``stationctl attendance``.
+- Missed sessions and why: outcomes ``missed`` and ``skipped`` (and ``error``), by reason.
+
+A record belongs to the month of its start in the station's time zone (``started_at``, or
+``planned_start`` for one that never started).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+from typing import Any
+
+from agent.store import utc_text
+
+TARGET_SESSIONS = 2
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+WHEN = "COALESCE(started_at, planned_start, ended_at)"
+
+
+def month_bounds(month: str, tz: dt.tzinfo) -> tuple[str, str]:
+    """UTC text bounds [start, end) of a local calendar month ``YYYY-MM``; ValueError if bad."""
+    m = MONTH_RE.match(month)
+    if not m:
+        raise ValueError(month)
+    year, mon = int(m.group(1)), int(m.group(2))
+    start = dt.datetime(year, mon, 1, tzinfo=tz)
+    end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=tz)
+    return utc_text(start.timestamp()), utc_text(end.timestamp())
+
+
+def current_month(now: float, tz: dt.tzinfo) -> str:
+    return dt.datetime.fromtimestamp(now, tz).strftime("%Y-%m")
+
+
+def month_summary(
+    db: sqlite3.Connection, month: str, tz: dt.tzinfo, course_id: str | None = None
+) -> dict[str, Any]:
+    lo, hi = month_bounds(month, tz)
+    where = f"{WHEN} >= ? AND {WHEN} < ?"
+    args: list[Any] = [lo, hi]
+    if course_id:
+        where += " AND course_id = ?"
+        args.append(course_id)
+    row = db.execute(
+        f"""SELECT COUNT(*),
+               SUM(started_at IS NOT NULL AND attendance >= 1),
+               COALESCE(SUM(CASE WHEN started_at IS NOT NULL THEN attendance END), 0),
+               SUM(outcome = 'completed'),
+               SUM(started_at IS NOT NULL AND attendance IS NULL
+                   AND (outcome = 'completed' OR completion >= 0.5)),
+               SUM(outcome IN ('missed', 'skipped', 'error')),
+               SUM(outcome IS NULL)
+            FROM records WHERE {where}""",
+        args,
+    ).fetchone()
+    total, held, people, completed, no_count, missed, open_ = (int(v or 0) for v in row)
+    by_outcome = {
+        (k or "open"): n
+        for k, n in db.execute(
+            f"SELECT outcome, COUNT(*) FROM records WHERE {where} GROUP BY outcome ORDER BY 2 DESC",
+            args,
+        )
+    }
+    courses = [
+        r[0]
+        for r in db.execute(
+            f"SELECT DISTINCT course_id FROM records WHERE {where} AND outcome='completed' "
+            "ORDER BY course_id",
+            args,
+        )
+    ]
+    reasons = [
+        {"outcome": o, "reason": r or "", "count": n}
+        for o, r, n in db.execute(
+            f"SELECT outcome, reason, COUNT(*) FROM records WHERE {where} "
+            "AND outcome IN ('missed', 'skipped', 'error') GROUP BY outcome, reason "
+            "ORDER BY 3 DESC, 1, 2 LIMIT 10",
+            args,
+        )
+    ]
+    return {
+        "month": month,
+        "timezone": str(tz),
+        "course_id": course_id,
+        "records": total,
+        "collective_sessions": {
+            "held": held,
+            "target": TARGET_SESSIONS,
+            "met": held >= TARGET_SESSIONS,
+        },
+        "attendance_total": people,
+        "completed": completed,
+        "courses_completed": courses,
+        "shown_without_attendance": no_count,
+        "missed": missed,
+        "missed_reasons": reasons,
+        "open": open_,
+        "by_outcome": by_outcome,
+    }
