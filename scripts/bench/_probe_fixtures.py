@@ -46,8 +46,62 @@ def fake_frontend_ioctl(fd: int, request: int, arg: Any) -> int:
     raise OSError(25, "Inappropriate ioctl for device")
 
 
+CEC_ON = """Transmit from Playback Device 1 to TV (4 to 0):
+CEC_MSG_GIVE_DEVICE_POWER_STATUS (0x8f)
+    Received from TV (0 to 4): REPORT_POWER_STATUS (0x90):
+        pwr-state: on (0x00)
+"""
+
+
+def box_tree(root: Path) -> dict[str, str]:
+    """A set-top box's sysfs: sensors, HDMI connector, eMMC, Pi power, one NIC (all present)."""
+    files = {
+        "class/thermal/thermal_zone0/temp": "61234\n",
+        "class/thermal/thermal_zone0/type": "cpu-thermal\n",
+        "class/thermal/thermal_zone1/temp": "48000\n",
+        "class/thermal/thermal_zone1/type": "gpu-thermal\n",
+        "class/hwmon/hwmon0/name": "rpi_volt\n",
+        "class/hwmon/hwmon0/in0_lcrit_alarm": "0\n",
+        "devices/platform/soc/soc:firmware/get_throttled": "0\n",
+        "class/drm/card0-HDMI-A-1/status": "connected\n",
+        "class/drm/card0-HDMI-A-1/enabled": "enabled\n",
+        "class/drm/card0-HDMI-A-1/dpms": "On\n",
+        "class/drm/card0-HDMI-A-1/modes": "1920x1080\n1280x720\n",
+        "class/drm/card0-HDMI-A-2/status": "disconnected\n",
+        "bus/mmc/devices/mmc0:0001/type": "MMC\n",
+        "bus/mmc/devices/mmc0:0001/name": "8GTF4R\n",
+        "bus/mmc/devices/mmc0:0001/life_time": "0x02 0x01\n",
+        "bus/mmc/devices/mmc0:0001/pre_eol_info": "0x01\n",
+        "bus/mmc/devices/mmc0:0001/block/mmcblk0/stat": "1 0 8 0 2 0 409600 0 0 0 0\n",
+        "class/net/eth0/device/uevent": "DRIVER=bcmgenet\n",
+        "class/net/eth0/operstate": "up\n",
+        "class/net/eth0/carrier": "1\n",
+        "class/net/eth0/carrier_changes": "2\n",
+        "class/net/eth0/speed": "100\n",
+    }
+    for c in (
+        "rx_bytes",
+        "tx_bytes",
+        "rx_packets",
+        "tx_packets",
+        "rx_errors",
+        "tx_errors",
+        "rx_dropped",
+        "tx_dropped",
+    ):
+        files[f"class/net/eth0/statistics/{c}"] = "12345\n"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    tool = root.parent / "bin/cec-ctl"
+    tool.parent.mkdir(parents=True, exist_ok=True)
+    tool.write_text("#!/bin/sh\ncat <<'EOF'\n" + CEC_ON + "EOF\n")
+    tool.chmod(0o755)
+    return files
+
+
 class Fixture:
-    def __init__(self, mode: str = "telecom") -> None:
+    def __init__(self, mode: str = "telecom", fake_box: bool = False) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="probes-bench-")
         root = Path(self.tmp.name)
         (root / "proc/net").mkdir(parents=True)
@@ -55,7 +109,9 @@ class Fixture:
         (root / "proc/net/arp").write_text("IP address HW type Flags HW address Mask Device\n")
         (root / "proc/sys/net/ipv4").mkdir(parents=True)
         real_range = Path("/proc/sys/net/ipv4/ping_group_range")
-        (root / "proc/sys/net/ipv4/ping_group_range").write_text(real_range.read_text() if real_range.exists() else "")
+        (root / "proc/sys/net/ipv4/ping_group_range").write_text(
+            real_range.read_text() if real_range.exists() else ""
+        )
         (root / "dev/dvb/adapter0").mkdir(parents=True)
         (root / "dev/dvb/adapter0/frontend0").write_bytes(b"")
         rx = root / "rx"
@@ -71,9 +127,20 @@ class Fixture:
         self.cfg.gateway.tcp_port = self.port  # the fake gateway is 127.0.0.1
         self.cfg.icmp.hosts = ["127.0.0.1"]
         self.cfg.datacast.receive_dir = rx
+        self.fake_box = fake_box
+        if fake_box:
+            box_tree(root / "sys")
+            self.cfg.cec.command = [
+                str(root / "bin/cec-ctl"),
+                "-d",
+                "{device}",
+                "--give-device-power-status",
+            ]
 
     def probes(self, *, both_modes: bool = True) -> list[Probe]:
         roots = Roots(procfs=self.root / "proc", dev=self.root / "dev", ioctl=fake_frontend_ioctl)
+        if self.fake_box:
+            roots.sysfs = self.root / "sys"
         probes = build_probes(
             self.cfg,
             roots,

@@ -279,6 +279,7 @@ def main() -> int:
     assert child.stdout is not None and child.stdin is not None
     start_info = json.loads(child.stdout.readline())
     cd = None
+    csv_bytes = 0
     if collectd_bin:
         (work / "collectd").mkdir()
         conf = work / "collectd/collectd.conf"
@@ -288,24 +289,32 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    time.sleep(2.0)  # both past start-up before the window opens
-    ours = Watch(child.pid)
-    theirs = Watch(cd.pid) if cd else None
-    end = time.monotonic() + W
-    while time.monotonic() < end:
-        ours.tick()
-        if theirs:
-            theirs.tick()
-        time.sleep(1.0)
-    ours_r = ours.result()
-    theirs_r = theirs.result() if theirs else None
-    child.stdin.close()
-    child_end = json.loads(child.stdout.readline())
-    child.wait(10)
-    if cd:
-        cd.terminate()
-        cd.wait(10)
-        csv_bytes = sum(f.stat().st_size for f in (work / "collectd/csv").rglob("*") if f.is_file())
+    try:
+        time.sleep(2.0)  # both past start-up before the window opens
+        ours = Watch(child.pid)
+        theirs = Watch(cd.pid) if cd else None
+        end = time.monotonic() + W
+        while time.monotonic() < end:
+            ours.tick()
+            if theirs:
+                theirs.tick()
+            time.sleep(1.0)
+        ours_r = ours.result()
+        theirs_r = theirs.result() if theirs else None
+        child.stdin.close()
+        child_end = json.loads(child.stdout.readline())
+        child.wait(10)
+        if cd:
+            cd.terminate()
+            cd.wait(10)
+            csv_bytes = sum(
+                f.stat().st_size for f in (work / "collectd/csv").rglob("*") if f.is_file()
+            )
+    finally:  # never leave collectd or the monitor child behind
+        for proc in (cd, child):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
     shutil.rmtree(work, ignore_errors=True)
 
     # --- model: per probe, at default intervals ----------------------------------------------
