@@ -178,6 +178,8 @@ class Monitor:
             t0 = time.monotonic()
             try:
                 sample = job.probe.collect(job.deadline)
+                if not isinstance(sample, Sample):
+                    raise TypeError(f"collect() returned {type(sample).__name__}, not a Sample")
             except Exception as exc:  # a probe bug must not kill the worker
                 log.exception("probe %s failed", job.probe.name)
                 sample = Sample(
