@@ -16,6 +16,7 @@ import time
 from agent.config import DEFAULT_CONFIG_PATH
 from agent.i18n import _, install
 from agent.stationctl.common import (
+    EXIT_FORBIDDEN,
     EXIT_OK,
     EXIT_USAGE,
     CtlError,
@@ -96,6 +97,20 @@ def main(argv: list[str] | None = None) -> int:
             if exc.advice:
                 print(f"  {exc.advice}", file=sys.stderr)
         return exc.code
+    except PermissionError as exc:
+        group = cfg.admin_group if cfg is not None else "stationadmin"
+        message = _("Permission denied: {path}").format(path=exc.filename or exc)
+        advice = _("Run stationctl as root or as a member of the group {group}.").format(
+            group=group
+        )
+        if ctx.json:
+            import json
+
+            print(json.dumps({"ok": False, "error": message, "advice": advice}, ensure_ascii=False))
+        else:
+            print(f"stationctl: {message}", file=sys.stderr)
+            print(f"  {advice}", file=sys.stderr)
+        return EXIT_FORBIDDEN
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:

@@ -423,6 +423,11 @@ def problems(ctx: Ctx, s: dict[str, Any]) -> list[dict[str, Any]]:
 # -- showing ---------------------------------------------------------------------------------------
 
 
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 60}:{s % 60:02d}"
+
+
 def _gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB"
 
@@ -454,7 +459,7 @@ def render(ctx: Ctx, s: dict[str, Any]) -> list[str]:
     if agent["running"]:
         value = _("running since {when}").format(when=ctx.local(agent["since"]))
         if agent["pid"]:
-            value += f" (pid {agent['pid']})"
+            value += " " + _("(pid {pid})").format(pid=agent["pid"])
     elif agent["running"] is None:
         value = _("unknown")
     elif agent["since"]:
@@ -466,10 +471,13 @@ def render(ctx: Ctx, s: dict[str, Any]) -> list[str]:
     if playing:
         pos = playing.get("position") or 0
         length = playing.get("length") or 0
-        value = f"{playing.get('title')} ({labels.trigger(playing.get('trigger', ''))}"
+        how = labels.trigger(playing.get("trigger", ""))
         if length:
-            value += f", {int(pos // 60)}:{int(pos % 60):02d} / {int(length // 60)}:{int(length % 60):02d}"
-        value += ")"
+            value = _("{title} ({how}, {pos} of {length})").format(
+                title=playing.get("title"), how=how, pos=_clock(pos), length=_clock(length)
+            )
+        else:
+            value = _("{title} ({how})").format(title=playing.get("title"), how=how)
     elif agent["running"] and agent["answered"] and agent["reason"] is None:
         value = _("nothing")
     else:
