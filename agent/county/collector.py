@@ -244,6 +244,7 @@ class Collector:
         client_id: str | None = None,
         batch_max: int = 500,
         linger: float = 0.05,
+        retry_max: float = 30.0,
         on_line: Callable[[str], None] | None = None,
     ) -> None:
         self.m = m
@@ -252,6 +253,7 @@ class Collector:
         self.client_id = client_id or f"county-collector-{county or 'all'}"
         self.batch_max = batch_max
         self.linger = linger
+        self.retry_max = retry_max
         self.on_line = on_line or (lambda line: None)
         self.stored = 0
         self.duplicates = 0
@@ -265,7 +267,7 @@ class Collector:
 
     def run(self, stop: threading.Event, duration: float | None = None) -> None:
         end = None if duration is None else time.monotonic() + duration
-        backoff = Backoff(0.5, 30.0)
+        backoff = Backoff(min(0.5, self.retry_max), self.retry_max)
         cc: CountyClient | None = None
         try:
             while not stop.is_set() and (end is None or time.monotonic() < end):

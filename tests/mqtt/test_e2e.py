@@ -1,0 +1,81 @@
+"""End to end: countyctl pushes a schedule, the real agent (real VLC, dummy outputs) acks and
+plays it, the durable collector stores the record and acks it, and the agent's outbox empties."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from agent.testmedia import write_wav
+from tests.helpers import one_off, schedule
+from tests.mqtt.conftest import (
+    COUNTY,
+    TERMINAL,
+    agent_config,
+    countyctl,
+    db_rows,
+    online,
+    start_collector,
+    wait_rows,
+)
+
+
+def test_push_play_collect_ack(tmp_path, broker, spy, agents):
+    cfg = agent_config(tmp_path, broker)
+    write_wav(tmp_path / "content" / "lesson.wav", 2)
+    coll_db = tmp_path / "county.db"
+    collector = start_collector(broker, coll_db, tmp_path / "collector.log")
+    agent = agents(cfg).start()
+    try:
+        online(spy)
+        doc = schedule(
+            7,
+            [one_off("i1", time.time() + 4, "lesson.wav", course_id="PH-01", title="党史 第一讲")],
+        )
+        (tmp_path / "sched.json").write_text(json.dumps(doc, ensure_ascii=False))
+        res = countyctl(
+            broker, "push-schedule", str(tmp_path / "sched.json"),
+            "--county", COUNTY, "--terminal", TERMINAL, "--wait", "15",
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"{TERMINAL}: applied" in res.stdout
+
+        rows = wait_rows(
+            coll_db, "SELECT record_id, course_id, outcome, deliveries FROM records", 1, 25
+        )
+        assert rows[0][1] == "PH-01" and rows[0][2] == "completed"
+        rid = rows[0][0]
+        ack = spy.wait(
+            lambda s: any(r["record_id"] == rid for r in s.obj["records"]),
+            10,
+            "record/ack",
+            suffix="record/ack",
+        )
+        # the outbox empties: a heartbeat after the ack reports 0, and the table agrees
+        spy.wait(
+            lambda s: s.at > ack.at and s.obj["outbox"] == 0, 10, "outbox 0", suffix="heartbeat"
+        )
+        state_db = tmp_path / "state" / "agent.db"
+        assert db_rows(state_db, "SELECT COUNT(*) FROM outbox")[0][0] == 0
+        mine = db_rows(state_db, "SELECT record_id, outcome FROM records")
+        assert mine == [(rid, "completed")]
+        assert agent.stop() == 0
+        last = spy.messages("state")[-1].obj
+        assert last["state"] == "offline" and last["reason"] == "shutdown"
+        # every message the terminal sent matches the protocol
+        from agent.mqtt import protocol as p
+
+        for s in spy.messages():
+            kind = p.KIND_BY_SUFFIX.get(s.suffix)
+            if kind and s.suffix not in ("cmd", "record/ack") and s.payload:
+                assert p.validate(kind, s.obj) == [], (s.topic, s.obj)
+        csv_path = tmp_path / "out.csv"
+        collector.terminate()
+        collector.wait(10)
+        res = countyctl(broker, "collect", "--db", str(coll_db), "--export", str(csv_path))
+        assert res.returncode == 0, res.stderr
+        text = csv_path.read_text(encoding="utf-8")
+        assert rid in text and "党史 第一讲" in text
+    finally:
+        if collector.poll() is None:
+            collector.kill()
