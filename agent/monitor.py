@@ -65,6 +65,8 @@ class _Job:
     started: float
     deadline: float
     written_off: bool = False
+    thread: threading.Thread | None = None
+    done: bool = False
 
 
 class _Stop:
@@ -124,6 +126,7 @@ class Monitor:
         self._workers: list[threading.Thread] = []
         self._alive = 0
         self._written_off = 0
+        self._hung: list[_Job] = []
         self._summary: SummaryBuilder | None = None
         self._summary_due = 0.0
 
@@ -153,9 +156,11 @@ class Monitor:
             self._thread.join(timeout)
         for _ in range(len(self._workers)):
             self._jobs.put(_STOP)
+        stuck = {j.thread for j in self._hung if not j.done}
         end = time.monotonic() + min(timeout, 1.0)
         for worker in self._workers:
-            worker.join(max(0.0, end - time.monotonic()))
+            if worker not in stuck:  # a thread stuck in a probe will not come back in time
+                worker.join(max(0.0, end - time.monotonic()))
         if self.tracker is not None:
             system = next((p for p in self.probes if isinstance(p, SystemProbe)), None)
             self.tracker.end(system.boot_id() if system else None)
@@ -175,6 +180,7 @@ class Monitor:
             job = self._jobs.get()
             if isinstance(job, _Stop):
                 break
+            job.thread = threading.current_thread()
             t0 = time.monotonic()
             try:
                 sample = job.probe.collect(job.deadline)
@@ -186,6 +192,7 @@ class Monitor:
                     at=self.clock.wall(), ok=False, error=f"{type(exc).__name__}: {exc}"
                 )
             sample.elapsed_ms = (time.monotonic() - t0) * 1000.0
+            job.done = True
             self._results.put((job, sample))
             if job.written_off:
                 # A replacement took this worker's place while it was stuck: retire.
@@ -244,6 +251,7 @@ class Monitor:
     def _write_off(self, job: _Job) -> None:
         """The probe overran: report it failed now and put a fresh worker in its place."""
         job.written_off = True
+        self._hung = [j for j in self._hung if not j.done] + [job]
         self._stats[job.probe.name]["timeouts"] += 1
         log.warning("probe %s overran its %.1f s deadline", job.probe.name, job.probe.timeout)
         self._handle(

@@ -91,7 +91,7 @@ def test_a_hung_probe_blocks_neither_the_others_nor_the_caller() -> None:
     finally:
         t1 = time.monotonic()
         m.stop()
-        assert time.monotonic() - t1 < 2.0  # stop never waits on the hung call
+        assert time.monotonic() - t1 < 0.5  # stop never waits on the hung call
         hang.release.set()
 
 
