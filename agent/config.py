@@ -76,9 +76,11 @@ class AgentConfig:
     log_level: str = field(
         default="info",
         metadata={
-            "check": lambda v: None
-            if v in ("debug", "info", "warning", "error")
-            else "must be debug, info, warning or error"
+            "check": lambda v: (
+                None
+                if v in ("debug", "info", "warning", "error")
+                else "must be debug, info, warning or error"
+            )
         },
     )
     vlc: VlcConfig = field(default_factory=VlcConfig)

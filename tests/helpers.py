@@ -28,8 +28,12 @@ def write_config(dirpath: Path, **overrides: Any) -> Path:
         "content_dir": "content",
         "state_dir": "state",
         "schedule_poll_seconds": 0.5,
-        "vlc": {"options": DUMMY_VLC, "preroll_seconds": 2, "stall_seconds": 4,
-                "start_timeout_seconds": 5},
+        "vlc": {
+            "options": DUMMY_VLC,
+            "preroll_seconds": 2,
+            "stall_seconds": 4,
+            "start_timeout_seconds": 5,
+        },
         "playback": {"checkpoint_seconds": 5, "retry_delay_seconds": 1},
     }
     for key, value in overrides.items():
@@ -47,8 +51,15 @@ def local_iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, TZ).replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
-def one_off(item_id: str, start: float, media: str, *, course_id: str | None = None,
-            title: str | None = None, **extra: Any) -> dict[str, Any]:
+def one_off(
+    item_id: str,
+    start: float,
+    media: str,
+    *,
+    course_id: str | None = None,
+    title: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     course = {"id": course_id or item_id, "title": title or f"Course {item_id}", "media": media}
     course.update(extra.pop("course", {}))
     return {"id": item_id, "at": local_iso(start), "course": course, **extra}
@@ -64,16 +75,22 @@ def apply_schedule(state_dir: Path, doc: dict[str, Any], layer: str = "terminal"
     return ScheduleStore(state_dir).apply(json.dumps(doc).encode(), "test", layer=layer)
 
 
-def start_agent(config: Path, *extra: str, env: dict[str, str] | None = None,
-                log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_agent(
+    config: Path, *extra: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(
         [sys.executable, "-m", "agent", "-c", str(config), *extra],
-        cwd=ROOT, stdout=out, stderr=out, env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        stdout=out,
+        stderr=out,
+        env={**os.environ, **(env or {})},
     )
 
 
-def wait_for(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
