@@ -46,6 +46,8 @@ class VlcConfig:
     start_timeout_seconds: float = field(default=20.0, metadata={"check": between(1, 600)})
     stall_seconds: float = field(default=15.0, metadata={"check": between(2, 600)})
     idle_unload_seconds: float = field(default=120.0, metadata={"check": between(0, 86400)})
+    # One libvlc call taking longer than this means libvlc hung: the player is restarted.
+    hang_seconds: float = field(default=15.0, metadata={"check": between(2, 600)})
 
 
 @dataclass
@@ -60,6 +62,11 @@ class PlaybackConfig:
     require_synced_clock: bool = False
     missed_lookback_hours: float = field(default=48.0, metadata={"check": between(0, 24 * 31)})
     on_demand_priority: int = field(default=50, metadata={"check": between(0, 1000)})
+    quarantine_after_errors: int = field(default=2, metadata={"check": between(1, 100)})
+    quarantine_minutes: float = field(default=30.0, metadata={"check": between(0, 7 * 1440)})
+    restart_player_after_errors: int = field(default=3, metadata={"check": between(1, 100)})
+    restart_process_after_errors: int = field(default=6, metadata={"check": between(1, 100)})
+    max_process_restarts_per_boot: int = field(default=2, metadata={"check": between(0, 100)})
 
 
 @dataclass

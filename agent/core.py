@@ -41,6 +41,13 @@ class CoreSettings:
     lookback_s: float = 48 * 3600.0
     on_demand_priority: int = 50
     horizon_s: float = 36 * 3600.0
+    # Escalation when playback keeps failing (each step logged and raised as an alarm):
+    quarantine_after: int = 2  # errors of the same media in a row -> quarantine it
+    quarantine_s: float = 1800.0
+    restart_player_after: int = 3  # errors in a row, any media -> restart libvlc
+    restart_process_after: int = 6  # errors in a row -> exit so systemd restarts us
+    max_player_restarts: int = 5  # per boot
+    process_restarts_left: int = 2  # per boot (the runtime counts them on disk)
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -78,6 +85,13 @@ class MediaRejected:
     token: str
     reason: str  # missing | unreadable | checksum | bad_path
     message: str
+
+
+@dataclass
+class PlayerHung:
+    """The player worker has been stuck in one libvlc call for too long."""
+
+    seconds: float
 
 
 @dataclass
@@ -155,6 +169,28 @@ class UnloadPlayer:
 
 
 @dataclass
+class RestartPlayer:
+    """Throw the libvlc instance (and its worker) away and start a fresh one."""
+
+    reason: str
+
+
+@dataclass
+class ExitProcess:
+    """Last resort: exit non-zero so systemd starts a fresh process."""
+
+    reason: str
+
+
+@dataclass
+class Alarm:
+    name: str
+    action: str  # raised | cleared
+    severity: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Log:
     level: str  # info | warning | error
     kind: str
@@ -171,7 +207,20 @@ class Reply:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Action = SaveRecord | Checkpoint | Preroll | Start | Play | Stop | UnloadPlayer | Log | Reply
+Action = (
+    SaveRecord
+    | Checkpoint
+    | Preroll
+    | Start
+    | Play
+    | Stop
+    | UnloadPlayer
+    | RestartPlayer
+    | ExitProcess
+    | Alarm
+    | Log
+    | Reply
+)
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -246,6 +295,12 @@ class Core:
         self._held_reason: str | None = None
         self.idle_since_mono = clock.monotonic()
         self.player_loaded = False
+        # escalation state (per process; the process-restart budget comes from the runtime)
+        self.errors_in_row = 0
+        self.media_errors: dict[str, int] = {}
+        self.quarantine: dict[str, float] = {}  # media -> monotonic time it is allowed again
+        self.player_restarts = 0
+        self.active_alarms: set[str] = set()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -262,6 +317,8 @@ class Core:
             case ClockJump():
                 self._jump(event, out)
                 self._tick(out)
+            case PlayerHung():
+                self._player_hung(event, out)
             case ClockSync():
                 self.synced = event.synced
                 self.lkg = max(self.lkg, event.lkg)
@@ -523,8 +580,29 @@ class Core:
         self.next_seq += 1
         return seq
 
+    def _quarantined(self, media: str) -> float | None:
+        until = self.quarantine.get(media)
+        if until is None:
+            return None
+        left = until - self.clock.monotonic()
+        if left <= 0:
+            del self.quarantine[media]
+            self.media_errors.pop(media, None)
+            return None
+        return left
+
     def _preroll(self, occ: Occurrence, out: list[Action]) -> None:
         session = self._new_session(occ.item.course, occ.rank, "schedule", occ)
+        left = self._quarantined(occ.item.course.media)
+        if left is not None:
+            self._open_record(session, out)
+            self._finish(
+                session,
+                "skipped",
+                f"quarantined: this media failed repeatedly; retried again in {left / 60:.0f} min",
+                out,
+            )
+            return
         self.prerolled = session
         self.player_loaded = True
         out.append(Preroll(session.token, occ.item.course.media, occ.item.course.sha256, 0.0))
@@ -535,6 +613,15 @@ class Core:
             self.prerolled = None
 
     def _play(self, session: Session, out: list[Action]) -> None:
+        left = self._quarantined(session.course.media)
+        if left is not None:
+            self._finish(
+                session,
+                "skipped",
+                f"quarantined: this media failed repeatedly; retried again in {left / 60:.0f} min",
+                out,
+            )
+            return
         session.phase = "starting"
         session.requested_mono = self.clock.monotonic()
         self.player_loaded = True
@@ -603,6 +690,10 @@ class Core:
             if outcome != "completed":
                 out.append(Stop(session.token))
         out.append(SaveRecord(rec, new=False))
+        if outcome == "error":
+            self._escalate(session, reason or "error", out)
+        elif outcome == "completed":
+            self._recovered(session, out)
         level = "info" if outcome == "completed" else "warning"
         out.append(
             Log(
@@ -637,6 +728,104 @@ class Core:
             )
             return
         self._finish(session, "error", reason, out)
+
+    # -- escalation -------------------------------------------------------------------------
+
+    def _raise(self, name: str, severity: str, detail: dict[str, Any], out: list[Action]) -> None:
+        self.active_alarms.add(name)
+        out.append(Alarm(name, "raised", severity, detail))
+
+    def _clear(self, name: str, out: list[Action]) -> None:
+        if name in self.active_alarms:
+            self.active_alarms.discard(name)
+            out.append(Alarm(name, "cleared", "info", {}))
+
+    def _escalate(self, session: Session, reason: str, out: list[Action]) -> None:
+        """Playback ended in error: quarantine the media, restart libvlc, restart the process."""
+        self.errors_in_row += 1
+        media = session.course.media
+        self.media_errors[media] = self.media_errors.get(media, 0) + 1
+        if self.media_errors[media] >= self.s.quarantine_after and media not in self.quarantine:
+            self.quarantine[media] = self.clock.monotonic() + self.s.quarantine_s
+            detail = {
+                "media": media,
+                "errors": self.media_errors[media],
+                "minutes": round(self.s.quarantine_s / 60),
+                "reason": reason,
+            }
+            out.append(
+                Log(
+                    "warning",
+                    "media_quarantined",
+                    f"{media} failed {self.media_errors[media]} times; not tried again for {self.s.quarantine_s / 60:.0f} min",
+                    detail,
+                )
+            )
+            self._raise("media_quarantined", "warning", detail, out)
+        n = self.errors_in_row
+        if n >= self.s.restart_process_after and n % self.s.restart_process_after == 0:
+            if self.s.process_restarts_left > 0:
+                self.s.process_restarts_left -= 1
+                self._raise(
+                    "playback_failing",
+                    "critical",
+                    {"errors_in_row": n, "step": "restart_process"},
+                    out,
+                )
+                out.append(
+                    Log(
+                        "error", "escalation", f"{n} playback errors in a row: restarting the agent"
+                    )
+                )
+                out.append(ExitProcess(f"{n} playback errors in a row"))
+                return
+            self._raise(
+                "playback_failing", "critical", {"errors_in_row": n, "step": "gave_up"}, out
+            )
+            out.append(
+                Log(
+                    "error",
+                    "escalation",
+                    f"{n} playback errors in a row; restart budget for this boot used up",
+                )
+            )
+            return
+        if n >= self.s.restart_player_after and n % self.s.restart_player_after == 0:
+            self._restart_player(f"{n} playback errors in a row", out)
+
+    def _restart_player(self, reason: str, out: list[Action]) -> None:
+        if self.player_restarts >= self.s.max_player_restarts:
+            out.append(
+                Log(
+                    "error",
+                    "escalation",
+                    f"not restarting libvlc again ({reason}): {self.player_restarts} restarts this run",
+                )
+            )
+            return
+        self.player_restarts += 1
+        self._raise(
+            "player_restarted", "warning", {"reason": reason, "restarts": self.player_restarts}, out
+        )
+        out.append(Log("warning", "escalation", f"restarting libvlc ({reason})"))
+        out.append(RestartPlayer(reason))
+
+    def _recovered(self, session: Session, out: list[Action]) -> None:
+        self.errors_in_row = 0
+        self.media_errors.pop(session.course.media, None)
+        self._clear("playback_failing", out)
+        self._clear("player_restarted", out)
+        if not self.quarantine:
+            self._clear("media_quarantined", out)
+
+    def _player_hung(self, ev: PlayerHung, out: list[Action]) -> None:
+        self._restart_player(f"libvlc did not answer for {ev.seconds:.0f} s", out)
+        self.prerolled = None
+        cur = self.current
+        if cur is not None:
+            # the old worker is gone with its events; the session retries on the new player
+            cur.token = f"{cur.record.record_id}#hung{self.player_restarts}"
+            self._fail(cur, f"the player hung for {ev.seconds:.0f} s", out)
 
     # -- watching the current session ------------------------------------------------------
 

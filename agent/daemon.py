@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if link is not None:
             link.stop()  # publishes the retained "offline" state, then disconnects
     control.stop()
-    return 0
+    return runtime.exit_code  # non-zero when the agent asked systemd for a fresh process
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ second (the wall and monotonic deltas are compared on every pass).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import queue
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +72,10 @@ def settings_from_config(cfg: AgentConfig, boot: str) -> c.CoreSettings:
         require_synced_clock=pb.require_synced_clock,
         lookback_s=pb.missed_lookback_hours * 3600,
         on_demand_priority=pb.on_demand_priority,
+        quarantine_after=pb.quarantine_after_errors,
+        quarantine_s=pb.quarantine_minutes * 60,
+        restart_player_after=pb.restart_player_after_errors,
+        restart_process_after=pb.restart_process_after_errors,
     )
 
 
@@ -85,6 +91,42 @@ def record_message(rec: Record, county: str) -> dict[str, Any]:
     return payload
 
 
+MUST_PERSIST = (c.SaveRecord, c.Alarm)
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "full" in text or "no space" in text
+
+
+class LogLimiter:
+    """At most ``burst`` event-log entries of one kind per ``window_s``; the rest are counted.
+
+    A fault storm (a media failing every few seconds, a flapping link) must not push earlier,
+    more useful diagnostics out of the journal or fill the state folder.
+    """
+
+    def __init__(self, burst: int = 20, window_s: float = 600.0) -> None:
+        self.burst = burst
+        self.window_s = window_s
+        self._state: dict[str, list[float]] = {}  # kind -> [window start, count, suppressed]
+
+    def admit(self, kind: str, now: float) -> int | None:
+        """None: drop it. 0: log it. N > 0: log it, after saying N were suppressed."""
+        st = self._state.get(kind)
+        if st is None or now - st[0] >= self.window_s:
+            suppressed = int(st[2]) if st else 0
+            self._state[kind] = [now, 1, 0]
+            return suppressed
+        if st[1] < self.burst:
+            st[1] += 1
+            return 0
+        st[2] += 1
+        return None
+
+
 class Runtime:
     def __init__(
         self, cfg: AgentConfig, clock: Clock | None = None, player: Any | None = None
@@ -96,7 +138,10 @@ class Runtime:
         self.schedules = ScheduleStore(cfg.state_dir)
         self.lkg = LastKnownGood(cfg.state_dir / "clock.lkg")
         self.hashes = HashCache()
-        self.player = player or VlcPlayer(cfg.vlc.options, self._post_player, cfg.vlc.volume)
+        self.player_factory: Callable[[], Any] = lambda: VlcPlayer(
+            cfg.vlc.options, self._post_player, cfg.vlc.volume
+        )
+        self.player = player or self.player_factory()
         self.store: Store | None = None
         self.core: c.Core | None = None
         self.stop_requested = threading.Event()
@@ -117,6 +162,13 @@ class Runtime:
         self._last_dir_poll = -1e9
         self._schedule_mtimes: tuple[float, ...] = ()
         self.corrupt_store_moved: Path | None = None
+        self.exit_code = 0
+        # Writes that failed because the disk was full, retried in order until they succeed.
+        self.pending_writes: list[c.Action] = []
+        self.dropped_writes = 0
+        self.disk_full_since: float | None = None
+        self._hang_reported_for: float | None = None
+        self.log_limiter = LogLimiter()
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -151,6 +203,21 @@ class Runtime:
             synced=kernel_clock_synced(),
             responsible_since=lkg or None,
         )
+        used = int(store.get(f"process_restarts/{self.boot}", "0") or 0)
+        self.core.s.process_restarts_left = max(
+            0, cfg.playback.max_process_restarts_per_boot - used
+        )
+        if self.corrupt_store_moved:
+            self._execute(
+                [
+                    c.Alarm(
+                        "store_corrupt",
+                        "raised",
+                        "critical",
+                        {"moved_to": self.corrupt_store_moved.name},
+                    )
+                ]
+            )
         self._schedule_mtimes = self.schedules.mtimes()
         self._last_wall, self._last_mono = now, self.clock.monotonic()
         state = self.core.clock_state()
@@ -373,6 +440,16 @@ class Runtime:
     def _housekeeping(self) -> None:
         assert self.core is not None
         mono = self.clock.monotonic()
+        self._retry_pending()
+        busy = getattr(self.player, "busy_since", None)
+        if (
+            busy is not None
+            and mono - busy > self.cfg.vlc.hang_seconds
+            and self._hang_reported_for != busy
+        ):
+            self._hang_reported_for = busy
+            log.error("libvlc has not returned for %.0f s", mono - busy)
+            self._execute(self.core.handle(c.PlayerHung(mono - busy)))
         if mono - self._last_sync_mono >= SYNC_CHECK_S:
             self._last_sync_mono = mono
             self._execute(self.core.handle(c.ClockSync(kernel_clock_synced(), self.lkg.value)))
@@ -462,10 +539,81 @@ class Runtime:
 
     def _execute(self, actions: list[c.Action]) -> None:
         for action in actions:
+            if self.pending_writes and isinstance(action, MUST_PERSIST):
+                self.pending_writes.append(action)  # keep the order behind earlier failures
+                continue
             try:
                 self._do(action)
+            except (sqlite3.OperationalError, OSError) as exc:
+                if not _is_disk_full(exc):
+                    log.exception("action %s failed", type(action).__name__)
+                    continue
+                self._disk_full(action, exc)
             except Exception:
                 log.exception("action %s failed", type(action).__name__)
+
+    def _disk_full(self, action: c.Action, exc: BaseException) -> None:
+        """The state folder is full: keep what must not be lost in memory and retry it later.
+
+        SQLite rolls a failed transaction back, so the store stays consistent; playback goes on.
+        """
+        if isinstance(action, MUST_PERSIST):
+            self.pending_writes.append(action)
+        else:
+            self.dropped_writes += 1
+        if self.disk_full_since is None:
+            self.disk_full_since = self.clock.wall()
+            log.error(
+                "disk_full: the state folder %s is full (%s); records are kept in memory "
+                "until space returns",
+                self.cfg.state_dir,
+                exc,
+            )
+
+    def _retry_pending(self) -> None:
+        if not self.pending_writes and self.disk_full_since is None:
+            return
+        while self.pending_writes:
+            action = self.pending_writes[0]
+            try:
+                self._do(action)
+            except (sqlite3.OperationalError, OSError) as exc:
+                if _is_disk_full(exc):
+                    return
+                log.exception("pending %s failed for good", type(action).__name__)
+            self.pending_writes.pop(0)
+        if self.disk_full_since is not None:
+            since, self.disk_full_since = self.disk_full_since, None
+            detail = {"state_dir": str(self.cfg.state_dir), "dropped_writes": self.dropped_writes}
+            try:
+                self._persist_alarm(c.Alarm("disk_full", "raised", "critical", detail), at=since)
+                self._persist_alarm(c.Alarm("disk_full", "cleared", "info", detail))
+            except (sqlite3.OperationalError, OSError) as exc:
+                log.error("cannot record the disk_full alarm yet: %s", exc)
+                self.disk_full_since = since
+                return
+            log.warning(
+                "disk_full cleared: space is back, pending writes flushed (%d minor writes dropped)",
+                self.dropped_writes,
+            )
+            self.dropped_writes = 0
+
+    def _persist_alarm(self, alarm: c.Alarm, at: float | None = None) -> None:
+        from agent.alarms import persist_alarm_change
+        from agent.health import AlarmChange
+
+        assert self.store is not None
+        change = AlarmChange(
+            alarm.name, alarm.action, at or self.clock.wall(), alarm.severity, alarm.detail
+        )  # type: ignore[arg-type]
+        persist_alarm_change(
+            self.store,
+            change,
+            self.cfg.terminal,
+            self.cfg.county,
+            clock_state=self.core.clock_state() if self.core else None,
+        )
+        self._notify("alarm", change)
 
     def _do(self, action: c.Action) -> None:
         store = self.store
@@ -508,6 +656,18 @@ class Runtime:
                 self.player.unload()
             case c.Log():
                 self._log(action)
+            case c.Alarm():
+                self._persist_alarm(action)
+            case c.RestartPlayer():
+                self._restart_player(action.reason)
+            case c.ExitProcess():
+                store.put(
+                    f"process_restarts/{self.boot}",
+                    str(int(store.get(f"process_restarts/{self.boot}", "0") or 0) + 1),
+                )
+                log.error("exiting so that systemd restarts the agent: %s", action.reason)
+                self.exit_code = 3
+                self.request_stop()
             case c.Reply():
                 pass
 
@@ -522,6 +682,21 @@ class Runtime:
             return None
 
     def _log(self, entry: c.Log) -> None:
+        verdict = self.log_limiter.admit(entry.kind, self.clock.monotonic())
+        if verdict is None:
+            return
+        if verdict:  # messages of this kind were held back: say how many, once
+            self._log_now(
+                c.Log(
+                    "warning",
+                    "log_suppressed",
+                    f"{verdict} more '{entry.kind}' messages were suppressed (rate limit)",
+                    {"kind": entry.kind, "suppressed": verdict},
+                )
+            )
+        self._log_now(entry)
+
+    def _log_now(self, entry: c.Log) -> None:
         level = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}.get(
             entry.level, logging.INFO
         )
@@ -537,6 +712,15 @@ class Runtime:
             except Exception:
                 log.exception("listener failed for %s", kind)
 
+    def _restart_player(self, reason: str) -> None:
+        old = self.player
+        # A hung worker may never return: shut it down from a throw-away thread.
+        threading.Thread(target=old.shutdown, kwargs={"timeout": 5.0}, daemon=True).start()
+        self.player = self.player_factory()
+        if hasattr(self.player, "start_thread"):
+            self.player.start_thread()
+        log.warning("player restarted: %s", reason)
+
     # -- shutdown --------------------------------------------------------------------------
 
     def request_stop(self) -> None:
@@ -545,6 +729,7 @@ class Runtime:
 
     def shutdown(self) -> None:
         core, store = self.core, self.store
+        self._retry_pending()
         if core is not None and store is not None:
             self._execute(core.interrupt_current("the agent was stopped while this was playing"))
         if hasattr(self.player, "shutdown"):

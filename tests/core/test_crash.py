@@ -15,11 +15,19 @@ KILLS = 50
 
 
 def _rows(db) -> list[tuple]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    """The records as a reader sees them; nothing yet while the agent is still creating the file."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    except sqlite3.OperationalError:
+        return []
     try:
         return con.execute(
             "SELECT record_id, seq, outcome, started_at, resumed_from, occurrence_key FROM records ORDER BY seq"
         ).fetchall()
+    except sqlite3.OperationalError as exc:  # the schema is created just after the file
+        if "no such table" in str(exc):
+            return []
+        raise
     finally:
         con.close()
 
