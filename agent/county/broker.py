@@ -68,6 +68,9 @@ class PrivateBroker:
     def write_conf(self) -> Path:
         lines = [
             "per_listener_settings false",
+            # Started as root, Mosquitto drops to the "mosquitto" user and then cannot read its
+            # own folder (a private temp dir); a private test broker keeps the caller's user.
+            *(["user root"] if os.geteuid() == 0 else []),
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             f"max_queued_messages {self.max_queued_messages}",

@@ -284,7 +284,7 @@ class RuntimeBridge:
         self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
     ) -> ScheduleOutcome:
         store = self._store()
-        current = _same_as_applied(self.runtime, data, source, layer)
+        current = _same_as_applied(self.runtime, data, source, layer) if retained else None
         if current is not None:
             # The retained document we already run, re-delivered on every connect: it *is* the
             # applied version. Say so (once), never apply it again, log nothing.

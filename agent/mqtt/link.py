@@ -103,6 +103,8 @@ class MqttLink:
         self.reconnects = 0
         self.connects = 0
         self.last_error: str | None = None
+        self.hint: str | None = None  # a likely cause for repeated trouble, for the status
+        self.short_lived = 0
         self._confirm_ids: list[int] = []
         self._acks: list[tuple[str, int]] = []
         self._retried: list[int] = []
@@ -352,8 +354,21 @@ class MqttLink:
             except Exception:
                 pass
         now = self.mono()
-        if self.connected_at is not None and now - self.connected_at >= self.m.stable_after_seconds:
-            self.backoff.reset()
+        if self.connected_at is not None:
+            lasted = now - self.connected_at
+            if lasted >= self.m.stable_after_seconds:
+                self.backoff.reset()
+                self.short_lived = 0
+                self.hint = None
+            elif lasted < 2.0:
+                self.short_lived += 1
+                if self.short_lived == 3:
+                    self.hint = (
+                        "the broker drops each connection right after accepting it: another "
+                        f"client may be using the client id {self.client_id!r}, or the ACL "
+                        "refuses this terminal"
+                    )
+                    log.error("%s", self.hint)
         self.connected_at = None
         delay = self.backoff.next_delay()
         self.connect_due = now + delay
@@ -512,6 +527,7 @@ class MqttLink:
                 payload, layer, f"mqtt:{name}", retained, self._schedule_ack
             )
             self.clock = out.clock
+            self.policy.wake()  # the ack is in the outbox now
             if not out.silent:
                 level = logging.INFO if out.status == "applied" else logging.WARNING
                 log.log(
@@ -521,6 +537,7 @@ class MqttLink:
             log.warning("message for another terminal on %r ignored", name)
         elif parsed.suffix == t.CMD:
             self.commands.handle(payload)
+            self.policy.wake()  # the reply is in the outbox now
         elif parsed.suffix == t.RECORD_ACK:
             try:
                 msg = p.decode(payload, p.MAX_ACK_BYTES, name)
@@ -563,6 +580,7 @@ class MqttLink:
             "connects": self.connects,
             "reconnects": self.reconnects,
             "last_error": self.last_error,
+            "hint": self.hint,
             "heartbeat_seq": self.heartbeat_seq,
             "record_confirmation": self.m.record_confirmation,
             "outbox": self.policy.snapshot(),
