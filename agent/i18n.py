@@ -16,7 +16,6 @@ none, which is how terminals draw them (``unicodedata.east_asian_width``).
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import gettext
 import io
@@ -247,6 +246,8 @@ def compile_all() -> list[Path]:
 
 def extract_msgids(paths: Iterable[Path]) -> dict[str, list[str]]:
     """msgid (or ``singular\\0plural``) -> places, from calls to _, N_ and ngettext."""
+    import ast
+
     found: dict[str, list[str]] = {}
     for path in paths:
         tree = ast.parse(Path(path).read_text("utf-8"), str(path))

@@ -13,7 +13,6 @@ import argparse
 import sys
 import time
 
-from agent.config import DEFAULT_CONFIG_PATH
 from agent.i18n import _, install
 from agent.stationctl.common import (
     EXIT_FORBIDDEN,
@@ -23,6 +22,9 @@ from agent.stationctl.common import (
     Ctx,
     add_common,
 )
+
+# The agent's default (agent.config.DEFAULT_CONFIG_PATH), spelled out to keep startup light.
+DEFAULT_CONFIG_PATH = "/etc/station-agent/agent.yaml"
 
 COMMANDS = ("status", "logs", "records", "schedule", "play", "stop", "attendance", "check")
 
@@ -64,21 +66,36 @@ def _requested_language(argv: list[str]) -> str | None:
     return None
 
 
+def _config(path: str, *, full: bool) -> object | None:
+    """The agent's config: the quick reader (lightcfg) unless the command wants it all checked
+    or the quick reader is unsure; None after printing the loader's error."""
+    if not full:
+        from agent.stationctl.lightcfg import NotLight, load_light
+
+        try:
+            return load_light(path)
+        except (NotLight, OSError, ValueError):
+            pass
+    from agent.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"stationctl: {exc}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     lang = install(_requested_language(argv))
     ap = build_parser()
     args = ap.parse_args(argv)
     if not hasattr(args, "config"):
-        args.config = str(DEFAULT_CONFIG_PATH)
+        args.config = DEFAULT_CONFIG_PATH
     cfg = None
     if getattr(args, "needs_config", True):
-        from agent.config import ConfigError, load_config
-
-        try:
-            cfg = load_config(args.config)
-        except ConfigError as exc:
-            print(f"stationctl: {exc}", file=sys.stderr)
+        cfg = _config(args.config, full=getattr(args, "full_config", False))
+        if cfg is None:
             return EXIT_USAGE
     ctx = Ctx(args=args, cfg=cfg, lang=lang, now=time.time())
     try:

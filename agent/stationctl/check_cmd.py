@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,7 @@ def add_parser(sub: Any) -> None:
         default="",
         help=_("comma-separated checks to leave out: {names}").format(names=",".join(CHECKS)),
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, full_config=True)
 
 
 def _result(name: str, status: str, message: str, **data: Any) -> dict[str, Any]:
@@ -200,6 +198,9 @@ def vlc_probe(path: str, timeout: float) -> dict[str, Any]:
 
 
 def check_vlc(_ctx: Ctx) -> dict[str, Any]:
+    import subprocess
+    import tempfile
+
     from agent.testmedia import write_wav
 
     with tempfile.TemporaryDirectory(prefix="stationctl-check-") as tmp:

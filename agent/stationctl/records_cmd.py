@@ -10,7 +10,7 @@ from typing import Any
 from agent.i18n import N_, _, fit, ngettext, table
 from agent.stationctl import labels
 from agent.stationctl.common import EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
-from agent.stationctl.summary import WHEN, current_month, month_bounds, month_summary
+from agent.stationctl.summary import current_month, month_bounds, month_filter, month_summary
 from agent.store import Record
 
 
@@ -37,9 +37,9 @@ def select(ctx: Ctx) -> list[Record]:
     db = ctx.store().db
     sql, params = "SELECT * FROM records WHERE 1=1", []
     if args.month:
-        lo, hi = month_bounds(args.month, ctx.tz)
-        sql += f" AND {WHEN} >= ? AND {WHEN} < ?"
-        params += [lo, hi]
+        where, more = month_filter(args.month, ctx.tz)
+        sql += f" AND {where}"
+        params += more
     if args.course:
         sql += " AND course_id = ?"
         params.append(args.course)

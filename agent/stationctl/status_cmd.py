@@ -123,14 +123,26 @@ def display_info(ctx: Ctx, snap: dict[str, Any] | None) -> str:
     state = find_key(snap, "display")
     if isinstance(state, str):
         return state
-    try:
-        from agent.probes.display import DisplayProbe
-
-        sample = DisplayProbe(ctx.cfg.probes.display).collect(0.0)
-    except Exception:
+    display = ctx.cfg.probes.display
+    if not display.enabled:
         return "unknown"
-    connected = sample.any_connected
-    return "unknown" if connected is None else ("connected" if connected else "disconnected")
+    return drm_display(display.connectors)
+
+
+def drm_display(connectors: list[str], sysfs: Path = Path("/sys")) -> str:
+    """connected / disconnected / unknown from /sys/class/drm, read the way the display probe
+    (agent/probes/display.py) reads it; kept here so ``status`` need not load every probe."""
+    states = []
+    for path in sorted((sysfs / "class/drm").glob("card*-*")):
+        if connectors and path.name not in connectors:
+            continue
+        try:
+            states.append((path / "status").read_text().strip())
+        except OSError:
+            continue
+    if "connected" in states:
+        return "connected"
+    return "disconnected" if "disconnected" in states else "unknown"
 
 
 def clock_info(ctx: Ctx, snap: dict[str, Any] | None) -> dict[str, Any]:
