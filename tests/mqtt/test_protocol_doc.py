@@ -1,0 +1,71 @@
+"""docs/protocol.md is the contract: its JSON examples must pass the code's validators, every
+message kind must have an example, every topic must be in its table, and the defaults it quotes
+must be the code's."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from agent.mqtt import protocol as p
+from agent.mqtt import topics as t
+from agent.mqtt.config import MqttConfig
+from agent.safeload import loads_strict_json
+from agent.schedule import parse_schedule
+from tests.helpers import ROOT
+
+DOC = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+EXAMPLE = re.compile(r"<!-- example: (\w+) -->\s*```json\n(.*?)\n```", re.S)
+
+
+def examples() -> list[tuple[str, str]]:
+    return EXAMPLE.findall(DOC)
+
+
+def test_every_example_passes_the_validators():
+    found = examples()
+    assert len(found) >= 12
+    for kind, text in found:
+        obj = loads_strict_json(text, f"example {kind}")
+        if kind == "schedule":
+            parse_schedule(text, "docs example")
+            continue
+        assert p.validate(kind, obj) == [], (kind, text[:80])
+        if kind == "heartbeat":
+            assert len(p.dumps(obj)) < p.HEARTBEAT_BUDGET
+
+
+def test_every_message_kind_has_an_example():
+    kinds = {k for k, _ in examples()}
+    assert set(p.SPECS) <= kinds, set(p.SPECS) - kinds
+    assert "schedule" in kinds
+
+
+def test_every_topic_is_in_the_table():
+    table = DOC.split("## 2. Topics", 1)[1].split("## 3.", 1)[0]
+    for suffix in t.SUFFIXES:
+        assert f"| `{suffix}` |" in table, suffix
+    assert "`rde/v1/{county}/all/schedule`" in table
+    for name, value in (("PREFIX", t.PREFIX), ("ALL", t.ALL)):
+        assert value in DOC, name
+
+
+def test_quoted_defaults_are_the_codes():
+    d = {f.name: f.default for f in dataclasses.fields(MqttConfig)}
+    quoted = {
+        "inflight_window": f"`inflight_window` (default {d['inflight_window']}",
+        "ack_window": f"`ack_window` (default {d['ack_window']})",
+        "ack_timeout_seconds": f"`ack_timeout_seconds` (default {d['ack_timeout_seconds']:.0f})",
+        "outbox_alarm_messages": f"`outbox_alarm_messages` (default {d['outbox_alarm_messages']})",
+        "outbox_alarm_free_mb": f"`outbox_alarm_free_mb` (default {d['outbox_alarm_free_mb']:.0f})",
+        "heartbeat_seconds": f"every `heartbeat_seconds` (default {d['heartbeat_seconds']:.0f})",
+        "backoff": f"defaults {d['backoff_min_seconds']:.0f} s and {d['backoff_max_seconds']:.0f} s",
+    }
+    for name, text in quoted.items():
+        assert text in DOC, (name, text)
+    assert f"latest {2000}" in DOC  # executed command ids kept
+    from agent.mqtt.bridge import COMMANDS_KEPT
+
+    assert COMMANDS_KEPT == 2000
+    for cmd in p.COMMANDS:
+        assert f"`{cmd}`" in DOC
