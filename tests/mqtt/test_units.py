@@ -203,3 +203,19 @@ def test_fleet_ignores_a_late_will():
         {"terminal": 7},
     )
     assert "t-001" in f.table(now=6)
+
+
+def test_example_config_block_is_valid(tmp_path: Path):
+    import yaml
+
+    from tests.helpers import ROOT
+
+    block = yaml.safe_load((ROOT / "config" / "mqtt.example.yaml").read_text())["mqtt"]
+    block["tls"].pop("ca_file")  # the example path does not exist here
+    cfg = load_config(write_config(tmp_path, mqtt=block))
+    from agent.mqtt.config import MqttConfig
+
+    defaults = MqttConfig(host="x")
+    for key, value in block.items():
+        if key not in ("host", "tls"):
+            assert getattr(cfg.mqtt, key) == getattr(defaults, key) == value, key
