@@ -261,8 +261,8 @@ def broker_target(cfg: Any) -> tuple[str, int] | None:
             if url.startswith(("mqtts", "ssl")):
                 port = port or 8883
         if host:
-            tls = getattr(section, "tls", None)
-            default = 8883 if tls else 1883
+            port = port or getattr(section, "effective_port", None)
+            default = 8883 if getattr(section, "tls", None) else 1883
             return str(host), int(port or default)
     return None
 

@@ -84,14 +84,20 @@ def link_info(snap: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def broker_info(snap: dict[str, Any] | None) -> dict[str, Any]:
-    section = snap.get("broker") if snap else None
-    if not isinstance(section, dict):
-        return {"connected": None, "last_contact": None, "configured": section is not None}
+    """The county MQTT broker, from the link's status section (``mqtt``: state, broker,
+    connected_since) or a ``broker`` section with ``connected`` / ``last_contact``."""
+    section = None
+    for name in ("broker", "mqtt"):
+        if snap and isinstance(snap.get(name), dict):
+            section = snap[name]
+            break
+    if section is None:
+        return {"connected": None, "last_contact": None, "configured": False}
     connected = section.get("connected")
     if connected is None and isinstance(section.get("state"), str):
         connected = section["state"] in ("connected", "online", "up")
     last = None
-    for key in ("last_contact", "last_seen", "last_message_at", "last_connected", "since"):
+    for key in ("last_contact", "last_seen", "connected_since", "last_connected"):
         if section.get(key):
             last = section[key]
             break
@@ -518,14 +524,17 @@ def render(ctx: Ctx, s: dict[str, Any]) -> list[str]:
         value = _("unknown")
     pairs.append((_("Network"), value))
     broker = s["broker"]
+    last = ctx.local(broker["last_contact"]) if broker["last_contact"] else None
     if broker["connected"] is True:
-        value = _("connected")
+        value = _("connected since {when}").format(when=last) if last else _("connected")
     elif broker["connected"] is False:
         value = _("not connected")
+        if last:
+            value += ", " + _("last contact {when}").format(when=last)
+    elif not broker["configured"]:
+        value = _("not configured") if agent["answered"] else _("unknown")
     else:
         value = _("unknown")
-    if broker["last_contact"]:
-        value += ", " + _("last contact {when}").format(when=ctx.local(broker["last_contact"]))
     pairs.append((_("County server"), value))
     clock = s["clock"]
     value = {

@@ -410,3 +410,34 @@ def test_whole_command_in_its_own_process_follows_lang(station: Path) -> None:
         env={**__import__("os").environ, **env},
     )
     assert "月度汇总" in r.stdout
+
+
+def test_status_reads_the_adapters_sections_of_the_snapshot() -> None:
+    from agent.stationctl.status_cmd import broker_info, find_key, link_info
+
+    snap = {
+        "mqtt": {"state": "connected", "broker": "county:8883", "connected_since": 1795865400.0},
+        "monitor": {"mode": "telecom", "link": "up", "rtt_ms": 35.2, "display": "connected"},
+    }
+    assert broker_info(snap) == {
+        "connected": True,
+        "last_contact": "2026-11-28T11:30:00.000Z",
+        "configured": True,
+    }
+    assert broker_info({"mqtt": {"state": "waiting"}})["connected"] is False
+    assert broker_info({})["configured"] is False
+    assert link_info(snap)["state"] == "up" and link_info(snap)["rtt_ms"] == 35.2
+    assert link_info({"link": {"state": "down"}})["state"] == "down"
+    assert find_key(snap, "display") == "connected"
+
+
+def test_display_state_from_sysfs(tmp_path: Path) -> None:
+    from agent.stationctl.status_cmd import drm_display
+
+    drm = tmp_path / "class" / "drm"
+    for name, state in (("card0-HDMI-A-1", "disconnected"), ("card0-HDMI-A-2", "connected")):
+        (drm / name).mkdir(parents=True)
+        (drm / name / "status").write_text(state + "\n")
+    assert drm_display([], tmp_path) == "connected"
+    assert drm_display(["card0-HDMI-A-1"], tmp_path) == "disconnected"
+    assert drm_display([], tmp_path / "none") == "unknown"
