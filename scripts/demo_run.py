@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import load_config  # noqa: E402
+from agent.county.demo import CountySide, with_private_broker  # noqa: E402
 from agent.testmedia import write_wav  # noqa: E402
 
 
@@ -79,15 +80,23 @@ def main() -> int:
         f"demo: schedule v{version} dropped into {inbox}; slots at {first:%H:%M:%S} and {second:%H:%M:%S} ({cfg.timezone})"
     )
 
+    # MQTT: a private Mosquitto on a free port unless the config names a broker; the county's
+    # view (state, heartbeats, records, acks) is printed beside the agent's log as [county] lines.
+    config_path, broker = with_private_broker(Path(args.config), cfg)
+    county = CountySide(load_config(config_path), cfg.state_dir.parent / "county.db").start()
     duration = ["--duration", str(args.duration)] if args.duration else []
     agent = subprocess.Popen(
-        [sys.executable, "-m", "agent", "-c", args.config, *duration], cwd=ROOT
+        [sys.executable, "-m", "agent", "-c", str(config_path), *duration], cwd=ROOT
     )
     try:
         agent.wait()
     except KeyboardInterrupt:
         agent.send_signal(signal.SIGINT)
         agent.wait()
+    finally:
+        county.stop()
+        if broker is not None:
+            broker.stop()
     print("\ndemo: viewing records in the local store:")
     subprocess.run(
         [sys.executable, "-m", "agent.stationctl", "-c", args.config, "records"], cwd=ROOT
