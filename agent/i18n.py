@@ -279,7 +279,10 @@ def source_files() -> list[Path]:
 
 
 def placeholders(text: str) -> set[str]:
-    return set(re.findall(r"\{([a-z_0-9]*)(?:[:!][^}]*)?\}", text))
+    """The {name} and %-style placeholders of a message (they must survive translation)."""
+    braces = set(re.findall(r"\{([a-z_0-9]*)(?:[:!][^}]*)?\}", text))
+    percents = re.findall(r"%(?:\(\w+\))?[srd]", text)
+    return braces | {f"%{i}:{p}" for i, p in enumerate(sorted(percents))}
 
 
 # -- widths and tables ---------------------------------------------------------------------------

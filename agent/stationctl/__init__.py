@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from agent.i18n import _, install
+from agent.i18n import N_, _, install
 from agent.stationctl.common import (
     EXIT_FORBIDDEN,
     EXIT_OK,
@@ -57,6 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# argparse's own words (usage, errors), translated in our catalog; argparse looks each one up
+# through its module-level ``_`` when it prints, so pointing that at ours localizes them.
+ARGPARSE_MESSAGES = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("expected one argument"),
+)
+
+
 def _requested_language(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv):
         if arg == "--lang" and i + 1 < len(argv):
@@ -88,6 +105,7 @@ def _config(path: str, *, full: bool) -> object | None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     lang = install(_requested_language(argv))
+    argparse._ = _  # type: ignore[attr-defined]
     ap = build_parser()
     args = ap.parse_args(argv)
     if not hasattr(args, "config"):
