@@ -13,6 +13,7 @@ from agent import __version__
 from agent.clock import OffsetClock, SystemClock
 from agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from agent.control import ControlServer
+from agent.monitor_wiring import start_monitor
 from agent.mqtt.link import start_link
 from agent.runtime import Runtime
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     link = start_link(cfg, runtime)  # MQTT link (None when offline) and the outbox alarm
+    start_monitor(cfg, runtime)  # link and device probes, alarms (issue 4); stops with the runtime
     try:
         runtime.run(duration=args.duration)
     finally:

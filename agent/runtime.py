@@ -153,6 +153,7 @@ class Runtime:
         self.listeners: list[Callable[[str, Any], None]] = []  # (kind, payload) after commit
         self.hooks_per_tick: list[Callable[[], None]] = []
         self.status_providers: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.on_shutdown: list[Callable[[], None]] = []  # before the store closes
         self.summary_providers: dict[str, Callable[[], dict[str, Any]]] = {}
         self.started_wall = self.clock.wall()
         self._last_wall = 0.0
@@ -313,6 +314,14 @@ class Runtime:
         fut: Future[list[c.Action]] = Future()
         self.events.put(_Submitted(event, fut))
         return fut.result(timeout)
+
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the core thread later; for adapters that need no answer."""
+        self.events.put(_Call(fn, Future()))
+
+    def notify(self, kind: str, payload: Any) -> None:
+        """Tell the listeners (core thread only) that something was committed."""
+        self._notify(kind, payload)
 
     def call(self, fn: Callable[[], Any], timeout: float | None = 10.0) -> Any:
         """Run ``fn`` on the core thread and return its result (the way adapters touch state)."""
@@ -712,6 +721,19 @@ class Runtime:
             except Exception:
                 log.exception("listener failed for %s", kind)
 
+    def _drain_calls(self) -> None:
+        """Run the adapter calls still queued (e.g. a last alarm or summary) before closing."""
+        while True:
+            try:
+                ev = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(ev, _Call) and self.store is not None:
+                try:
+                    ev.future.set_result(ev.fn())
+                except Exception as exc:
+                    ev.future.set_exception(exc)
+
     def _restart_player(self, reason: str) -> None:
         old = self.player
         # A hung worker may never return: shut it down from a throw-away thread.
@@ -729,6 +751,12 @@ class Runtime:
 
     def shutdown(self) -> None:
         core, store = self.core, self.store
+        for hook in self.on_shutdown:
+            try:
+                hook()
+            except Exception:
+                log.exception("shutdown hook failed")
+        self._drain_calls()
         self._retry_pending()
         if core is not None and store is not None:
             self._execute(core.interrupt_current("the agent was stopped while this was playing"))
