@@ -160,39 +160,51 @@ def check_disk(ctx: Ctx) -> dict[str, Any]:
 
 
 def vlc_probe(path: str, timeout: float) -> dict[str, Any]:
-    """Play ``path`` with dummy outputs; runs in the child process (see run_vlc_probe)."""
+    """Play ``path`` with dummy outputs; runs in the child process (see check_vlc).
+
+    VLC's own events say when it played and when it reached the end (a dummy audio output may
+    play a second of sound in much less than a second, too fast to catch by polling).
+    """
+    import threading
+
     t0 = time.monotonic()
     import vlc
 
     inst = vlc.Instance("--vout=dummy", "--aout=dummy", "--quiet", "--no-video-title-show")
     if inst is None:
-        return {"ok": False, "error": "libvlc did not start"}
+        return {"ok": False, "state": "no libvlc instance"}
     loaded = time.monotonic()
+    seen: dict[str, float] = {}
+    done = threading.Event()
+
+    def on(name: str, final: bool) -> Any:
+        def callback(_event: Any) -> None:  # VLC's thread: note the time, nothing else
+            seen.setdefault(name, time.monotonic())
+            if final:
+                done.set()
+
+        return callback
+
     mp = inst.media_player_new()
+    events = mp.event_manager()
+    events.event_attach(vlc.EventType.MediaPlayerPlaying, on("playing", False))
+    events.event_attach(vlc.EventType.MediaPlayerEndReached, on("ended", True))
+    events.event_attach(vlc.EventType.MediaPlayerEncounteredError, on("error", True))
     mp.set_media(inst.media_new_path(path))
-    playing_at = ended_at = None
     mp.play()
-    deadline = time.monotonic() + timeout
-    state = None
-    while time.monotonic() < deadline:
-        state = mp.get_state()
-        if state == vlc.State.Playing and playing_at is None:
-            playing_at = time.monotonic()
-        if state in (vlc.State.Ended, vlc.State.Error, vlc.State.Stopped):
-            ended_at = time.monotonic()
-            break
-        time.sleep(0.01)
+    done.wait(timeout)
     length = mp.get_length()
     mp.stop()
     mp.release()
     inst.release()
-    ok = state == vlc.State.Ended and playing_at is not None
+    playing, ended = seen.get("playing"), seen.get("ended")
+    state = "error" if "error" in seen else ("ended" if ended else "timeout")
     return {
-        "ok": ok,
-        "state": str(state),
+        "ok": state == "ended" and playing is not None,
+        "state": state,
         "load_ms": round((loaded - t0) * 1000),
-        "to_playing_ms": round((playing_at - loaded) * 1000) if playing_at else None,
-        "played_ms": round((ended_at - playing_at) * 1000) if ended_at and playing_at else None,
+        "to_playing_ms": round((playing - loaded) * 1000) if playing else None,
+        "played_ms": round((ended - playing) * 1000) if ended and playing else None,
         "length_ms": length,
     }
 
