@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import RecordedRunner, write_tree
 
 from agent.probes.base import CommandResult
 from agent.probes.display import DisplayProbe, DisplayProbeConfig
 from agent.probes.power import PowerProbe, PowerProbeConfig, parse_vcgencmd
 from agent.probes.storage_wear import StorageWearProbe, StorageWearProbeConfig, life_band
 from agent.probes.thermal import ThermalProbe, ThermalProbeConfig
+from tests.probes.probe_helpers import RecordedRunner, write_tree
 
 # -- thermal ---------------------------------------------------------------------------------
 

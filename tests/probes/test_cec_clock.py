@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import RecordedRunner
 
 from agent.probes import clocksync
 from agent.probes.base import CommandResult, run_command
 from agent.probes.cec import CecProbe, CecProbeConfig, parse_power_status
 from agent.probes.clocksync import ClockSyncProbe, ClockSyncProbeConfig, Timex
+from tests.probes.probe_helpers import RecordedRunner
 
 CEC_ON = """Transmit from Playback Device 1 to TV (4 to 0):
 CEC_MSG_GIVE_DEVICE_POWER_STATUS (0x8f)

@@ -4,9 +4,8 @@ import os
 import time
 from pathlib import Path
 
-from probe_helpers import write_tree
-
 from agent.probes.datacast import DatacastProbe, DatacastProbeConfig
+from tests.probes.probe_helpers import write_tree
 
 
 def net(rx: int, errors: int = 0, crc: int = 0) -> dict[str, str]:

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import RecordedRunner
 
 from agent.probes import dvb
 from agent.probes.base import CommandResult
 from agent.probes.dvb import DvbProbe, DvbProbeConfig, make_structs, parse_fe_tool
+from tests.probes.probe_helpers import RecordedRunner
 
 # Layout facts from include/uapi/linux/dvb/frontend.h, written down independently of ctypes:
 PROP_SIZE = 76  # sizeof(struct dtv_property) on 64-bit (72 on 32-bit)

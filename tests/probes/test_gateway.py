@@ -3,9 +3,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from probe_helpers import write_tree
-
 from agent.probes.gateway import GatewayProbe, GatewayProbeConfig, parse_route
+from tests.probes.probe_helpers import write_tree
 
 ROUTE_HEADER = (
     "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import RecordedRunner, write_tree
 
 from agent.probes.base import CommandResult
 from agent.probes.icmp import IcmpProbe, IcmpProbeConfig, _checksum, echo_request, parse_ping_output
+from tests.probes.probe_helpers import RecordedRunner, write_tree
 
 IPUTILS_OK = """PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.
 64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.045 ms

@@ -3,9 +3,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from probe_helpers import write_tree
-
 from agent.probes.netif import NetifProbe, NetifProbeConfig
+from tests.probes.probe_helpers import write_tree
 
 
 def iface(

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import write_tree
 
 from agent.probes.system import ShutdownTracker, SystemProbe, SystemProbeConfig, parse_mountinfo
+from tests.probes.probe_helpers import write_tree
 
 MOUNTINFO = """22 1 179:2 / / rw,noatime shared:1 - ext4 /dev/mmcblk0p2 rw
 25 22 179:3 / /srv/content ro,noatime shared:2 - ext4 /dev/mmcblk0p3 ro,errors=remount-ro
