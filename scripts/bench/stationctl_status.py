@@ -139,6 +139,17 @@ def whole_command(config: Path, runs: int, lang: str) -> list[float]:
     return times
 
 
+def bare(argv: list[str], runs: int) -> list[float]:
+    """For scale: an interpreter that does nothing, and one that imports the agent's config."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 def in_process(config: Path, runs: int, lang: str) -> list[float]:
     from agent.stationctl import main
 
@@ -178,6 +189,10 @@ def main() -> int:
         config = build(Path(tmp), args.records)
         build_s = time.perf_counter() - t0
         size_mb = (Path(tmp) / "state" / "agent.db").stat().st_size / 1e6
+        results["floor: python -c pass"] = summary(bare(["-c", "pass"], args.runs))
+        results["floor: import agent.config"] = summary(
+            bare(["-c", "import agent.config"], args.runs)
+        )
         results["stopped, whole command"] = summary(whole_command(config, args.runs, args.lang))
         results["stopped, in-process"] = summary(in_process(config, args.runs, args.lang))
         agent = subprocess.Popen(
@@ -204,7 +219,7 @@ def main() -> int:
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(30)
-    ok = all(r["p95_ms"] < LIMIT_MS for r in results.values())
+    ok = all(r["p95_ms"] < LIMIT_MS for k, r in results.items() if not k.startswith("floor"))
     if args.json:
         print(
             json.dumps(
@@ -212,13 +227,15 @@ def main() -> int:
             )
         )
         return 0 if ok else 1
+    load = os.getloadavg()
     print(
         f"store: {args.records} records, 20000 events, {size_mb:.1f} MB "
-        f"(built in {build_s:.1f} s); language {args.lang}; limit {LIMIT_MS:.0f} ms"
+        f"(built in {build_s:.1f} s); language {args.lang}; limit {LIMIT_MS:.0f} ms; "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} (other work slows this)"
     )
-    print(f"{'stationctl status':<26}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'runs':>6}")
+    print(f"{'stationctl status':<28}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'runs':>6}")
     for name, r in results.items():
-        print(f"{name:<26}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['max_ms']:>9.1f}{r['runs']:>6}")
+        print(f"{name:<28}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['max_ms']:>9.1f}{r['runs']:>6}")
     print("within the limit" if ok else "OVER THE LIMIT")
     return 0 if ok else 1
 
