@@ -24,6 +24,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--month", metavar="YYYY-MM", help=_("only this month (station time)"))
     p.add_argument("--course", metavar="ID", help=_("only this course id"))
     p.add_argument("--limit", type=int, default=None, metavar="N", help=_("only the newest N"))
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help=_("every record (on the screen the default is the current month)"),
+    )
     p.add_argument("--csv", action="store_true", help=_("CSV for a spreadsheet (UTF-8)"))
     p.add_argument("--output", "-o", metavar="FILE", help=_("write to FILE instead of the screen"))
     p.add_argument(
@@ -70,6 +75,8 @@ def run(ctx: Ctx) -> int:
         else:
             _write(ctx, "\n".join(summary_lines(summary)) + "\n")
         return EXIT_OK
+    if not (ctx.json or args.csv or args.month or args.course or args.limit or args.all):
+        args.month = month  # on the screen, the current month unless asked otherwise
     recs = select(ctx)
     if ctx.json:
         ctx.print_json([r.to_dict() for r in recs])

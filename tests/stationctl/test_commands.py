@@ -441,3 +441,14 @@ def test_display_state_from_sysfs(tmp_path: Path) -> None:
     assert drm_display([], tmp_path) == "connected"
     assert drm_display(["card0-HDMI-A-1"], tmp_path) == "disconnected"
     assert drm_display([], tmp_path / "none") == "unknown"
+
+
+def test_records_on_screen_default_to_this_month(station: Path, ctl) -> None:
+    import re
+
+    def rows(out: str) -> list[str]:
+        return [ln.split()[0] for ln in out.splitlines() if re.match(r"^\s*\d+\s+\d{4}-", ln)]
+
+    assert rows(ctl(station, "records").out) == ["7", "8"]  # the fixture's records of this month
+    assert len(rows(ctl(station, "records", "--all").out)) == 8
+    assert len(ctl(station, "records", "--json").json()) == 8  # scripts get everything
