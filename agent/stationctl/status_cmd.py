@@ -64,19 +64,15 @@ def find_key(snap: dict[str, Any] | None, *names: str) -> Any:
 
 
 def link_info(snap: dict[str, Any] | None) -> dict[str, Any]:
+    """The link, from a ``link`` section (a word, or a dict with ``link``/``state``) or any
+    section's ``link`` word (the monitor's summary: up, down, locked, unlocked)."""
     section = snap.get("link") if snap else None
-    state = section if isinstance(section, str) else None
     if isinstance(section, dict):
         state = section.get("link") or section.get("state")
-    if state is None:
-        state = find_key(snap, "link_state")
-        if state is None and snap:
-            for sec in snap.values():
-                if isinstance(sec, dict) and isinstance(sec.get("link"), str):
-                    state = sec["link"]
-                    break
+    else:
+        state = find_key(snap, "link")
     return {
-        "state": state,
+        "state": state if isinstance(state, str) else None,
         "mode": find_key(snap, "mode"),
         "rtt_ms": find_key(snap, "rtt_ms"),
         "loss_pct": find_key(snap, "loss_pct"),
