@@ -27,6 +27,7 @@ import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,9 @@ from agent.store import utc_now_text
 
 log = logging.getLogger("agent.mqtt")
 
-FETCH_MAX = 200  # rows per outbox read
+FETCH_MAX = 500  # rows per outbox read
+FLUSH_ROWS = 500  # confirmed rows deleted per transaction, at most
+FLUSH_S = 0.05  # ... or after this long
 RECHECK_S = 5.0  # look at the outbox this often even without a wake-up
 SESSION_TAKEN_OVER = 142  # MQTT 5 reason code 0x8E
 
@@ -108,6 +111,8 @@ class MqttLink:
         self._confirm_ids: list[int] = []
         self._acks: list[tuple[str, int]] = []
         self._retried: list[int] = []
+        self._flush_due: float | None = None
+        self._buffer: dict[str, deque[Row]] = {OTHER: deque(), RECORDS: deque()}
         self._public: dict[str, Any] = {"state": "idle"}
         self._stop_requested = threading.Event()
         self.topic_state = t.topic(self.county, self.terminal, t.STATE)
@@ -202,6 +207,8 @@ class MqttLink:
         due = [now + 1.0]
         if self.state == "waiting":
             due.append(self.connect_due)
+        if self._flush_due is not None:
+            due.append(self._flush_due)
         if self.state == "connected":
             due.append(self.next_heartbeat)
             retry = self.policy.next_retry_at()
@@ -334,7 +341,10 @@ class MqttLink:
         client.publish(self.topic_state, self._state_payload(True, "connect"), 1, True)
         if self.m.status_on_connect:
             self._publish_status(None)
+        self._flush(force=True)  # what the last connection confirmed must not go out again
         self.policy.reset(window)
+        for buf in self._buffer.values():
+            buf.clear()
         self.next_heartbeat = now + self.m.heartbeat_seconds
         self.next_recheck = now + RECHECK_S
         if self.on_state:
@@ -411,7 +421,7 @@ class MqttLink:
         self.client = None
         self.state = "stopped"
         try:
-            self._flush()
+            self._flush(force=True)
         except Exception:
             pass  # the core is gone; what was not deleted is simply sent again next time
         self._publish_public()
@@ -435,16 +445,22 @@ class MqttLink:
         return True
 
     def _pump(self) -> None:
+        """Publish what the windows allow, in order, reading the outbox in big slices."""
         for stream in (OTHER, RECORDS):
+            buf = self._buffer[stream]
             while self.state == "connected":
-                n = min(self.policy.want(stream), FETCH_MAX)
-                if n <= 0:
+                room = self.policy.room_for(stream)
+                if room <= 0:
                     break
-                rows = self.policy.take(
-                    stream, self.bridge.fetch(stream, self.policy.cursor[stream], n), n
-                )
-                for row in rows:
-                    if not self._publish_row(row):
+                if not buf:
+                    if self.policy.drained[stream]:
+                        break
+                    rows = self.bridge.fetch(stream, self.policy.cursor[stream], FETCH_MAX)
+                    buf.extend(self.policy.take(stream, rows, FETCH_MAX))
+                    if not buf:
+                        break
+                for _ in range(min(room, len(buf))):
+                    if not self._publish_row(buf.popleft()):
                         return
 
     def _retry(self, now: float) -> None:
@@ -464,11 +480,21 @@ class MqttLink:
             self.m.ack_timeout_seconds,
         )
 
-    def _flush(self) -> None:
-        if not (self._confirm_ids or self._acks or self._retried):
+    def _flush(self, force: bool = False) -> None:
+        """Delete confirmed rows, batched: one transaction (one fsync) per FLUSH_ROWS rows or
+        FLUSH_S seconds, whichever comes first."""
+        pending = len(self._confirm_ids) + len(self._acks) + len(self._retried)
+        if not pending:
+            self._flush_due = None
+            return
+        now = self.mono()
+        if self._flush_due is None:
+            self._flush_due = now + FLUSH_S
+        if not force and pending < FLUSH_ROWS and now < self._flush_due:
             return
         ids, acks, retried = self._confirm_ids, self._acks, self._retried
         self._confirm_ids, self._acks, self._retried = [], [], []
+        self._flush_due = None
         try:
             self.bridge.confirm(ids, acks, retried)
         except BridgeClosed:

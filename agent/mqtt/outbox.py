@@ -110,14 +110,16 @@ class OutboxPolicy:
     def room(self) -> int:
         return max(0, self.window - len(self.inflight))
 
-    def want(self, stream: str) -> int:
-        """How many rows of ``stream`` may be fetched and published now (0: none)."""
-        if self.drained[stream]:
-            return 0
+    def room_for(self, stream: str) -> int:
+        """How many rows of ``stream`` may be published now (the windows allowing)."""
         n = self.room()
         if stream == RECORDS and self.record_confirmation == "ack":
             n = min(n, self.ack_window - self._records_outstanding())
         return max(0, n)
+
+    def want(self, stream: str) -> int:
+        """How many rows of ``stream`` may be fetched and published now (0: none)."""
+        return 0 if self.drained[stream] else self.room_for(stream)
 
     def take(self, stream: str, rows: list[Row], asked: int) -> list[Row]:
         """Rows fetched after ``cursor[stream]`` in id order; returns those to publish now."""

@@ -219,3 +219,22 @@ def test_example_config_block_is_valid(tmp_path: Path):
     for key, value in block.items():
         if key not in ("host", "tls"):
             assert getattr(cfg.mqtt, key) == getattr(defaults, key) == value, key
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"a": NaN}',
+        b'{"a": -Infinity}',
+        b'{"a": 1, "a": 2}',
+        b"{",
+        b'{"a": "\\ud800"}' * 0 + b"[1,",
+    ],
+)
+def test_fast_decoder_is_as_strict(payload):
+    for decode in (lambda b: p.decode(b, 1000), lambda b: p.decode_fast(b, 1000)):
+        with pytest.raises(p.ProtocolError):
+            decode(payload)
+    assert p.decode_fast(b'{"a": [1, {"b": null}]}', 100) == p.decode(
+        b'{"a": [1, {"b": null}]}', 100
+    )
