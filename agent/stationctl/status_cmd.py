@@ -225,6 +225,20 @@ def last_failure(db: sqlite3.Connection, since: str) -> dict[str, Any] | None:
     return dict(row)
 
 
+def config_error(cfg: Any) -> str | None:
+    """With the agent down, a config it would refuse is the likely reason: check it fully.
+    (stationctl itself may have read it with the quick reader, which checks little.)"""
+    from agent.config import AgentConfig, ConfigError, load_config
+
+    if isinstance(cfg, AgentConfig):
+        return None  # already loaded and checked by the agent's own loader
+    try:
+        load_config(cfg.source)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def gather(ctx: Ctx) -> dict[str, Any]:
     cfg = ctx.cfg
     db = ctx.store().db if ctx.has_store() else None
@@ -255,6 +269,7 @@ def gather(ctx: Ctx) -> dict[str, Any]:
         "month": None,
         "last_failure": None,
         "store": str(cfg.db_path) if db is not None else None,
+        "config_error": None if pres.running else config_error(cfg),
     }
     if db is not None:
         unsent = unsent_info(db)
@@ -276,6 +291,17 @@ def _problem(code: str, severity: str, message: str, advice: str, **data: Any) -
 def problems(ctx: Ctx, s: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     agent = s["agent"]
+    if s["config_error"]:
+        out.append(
+            _problem(
+                "config_invalid",
+                "critical",
+                _("The config file has an error, so the agent cannot start: {error}").format(
+                    error=s["config_error"]
+                ),
+                _("Ask the county technician to correct it; check it with: stationctl check"),
+            )
+        )
     if s["store"] is None:
         out.append(
             _problem(

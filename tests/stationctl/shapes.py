@@ -74,6 +74,7 @@ STATUS = {
     "month": (MONTH, None),
     "last_failure": (dict, None),
     "store": OPT_STR,
+    "config_error": OPT_STR,
 }
 
 EVENT = {

@@ -452,3 +452,14 @@ def test_records_on_screen_default_to_this_month(station: Path, ctl) -> None:
     assert rows(ctl(station, "records").out) == ["7", "8"]  # the fixture's records of this month
     assert len(rows(ctl(station, "records", "--all").out)) == 8
     assert len(ctl(station, "records", "--json").json()) == 8  # scripts get everything
+
+
+def test_status_names_a_config_the_agent_would_refuse(station: Path, ctl) -> None:
+    text = station.read_text() + "volume_knob: 11\n"  # an unknown key: the agent will not start
+    station.write_text(text)
+    data = ctl(station, "status", "--json").json()
+    shapes.check(data, shapes.STATUS)
+    assert data["problems"][0]["code"] == "config_invalid"
+    assert "volume_knob" in data["config_error"] and str(station) in data["config_error"]
+    r = ctl(station, "status", lang="zh_CN")
+    assert "配置文件有错误，终端服务无法启动" in r.out
