@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from agent import __version__
+from agent import __version__, sdnotify
 from agent.clock import OffsetClock, SystemClock
 from agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from agent.control import ControlServer
@@ -27,6 +27,24 @@ def setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+
+
+def start_watchdog(runtime: Runtime) -> sdnotify.WatchdogPinger | None:
+    """Ping systemd's watchdog only while the core loop really completes iterations.
+
+    The core thread marks progress after each pass (at least once a second); a separate thread
+    pings when the last progress is recent. A hung core therefore stops the pings and systemd
+    restarts the agent.
+    """
+    interval = sdnotify.watchdog_interval()
+    if not interval:
+        return None
+    gate = sdnotify.WatchdogGate(interval)
+    gate.progress()
+    runtime.hooks_per_tick.append(gate.progress)
+    pinger = sdnotify.WatchdogPinger(gate)
+    pinger.start()
+    return pinger
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,12 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     link = start_link(cfg, runtime)  # MQTT link (None when offline) and the outbox alarm
     start_monitor(cfg, runtime)  # link and device probes, alarms (issue 4); stops with the runtime
+    pinger = start_watchdog(runtime)
+    sdnotify.ready(f"terminal {cfg.terminal}: store open, schedule loaded")
     try:
         runtime.run(duration=args.duration)
     finally:
         if link is not None:
             link.stop()  # publishes the retained "offline" state, then disconnects
     control.stop()
+    if pinger is not None:
+        pinger.stop(1.0)
+    sdnotify.stopping()
     return runtime.exit_code  # non-zero when the agent asked systemd for a fresh process
 
 

@@ -161,6 +161,7 @@ class Runtime:
         self._last_lkg_mono = -1e9
         self._last_sync_mono = -1e9
         self._last_dir_poll = -1e9
+        self._last_tick_mono = -1e9
         self._schedule_mtimes: tuple[float, ...] = ()
         self.corrupt_store_moved: Path | None = None
         self.exit_code = 0
@@ -405,12 +406,20 @@ class Runtime:
             while not self.stop_requested.is_set():
                 if deadline is not None and self.clock.monotonic() >= deadline:
                     break
-                wait = max(0.0, min(self.core.next_wakeup() - self.clock.wall(), 1.0))
+                wake_at = self.core.next_wakeup()
+                wait = max(0.0, min(wake_at - self.clock.wall(), 1.0))
                 try:
                     ev = self.events.get(timeout=wait)
                 except queue.Empty:
                     ev = c.Tick()
                 self._step(ev)
+                # A steady stream of adapter events must not starve the timers: tick anyway
+                # when a deadline has passed or a second went by without a tick.
+                if not isinstance(ev, c.Tick) and (
+                    self.clock.wall() >= wake_at
+                    or self.clock.monotonic() - self._last_tick_mono >= 1.0
+                ):
+                    self._step(c.Tick())
                 self.iterations += 1
         finally:
             self.shutdown()
@@ -434,6 +443,8 @@ class Runtime:
                 log.exception("command failed")
                 ev.future.set_exception(exc)
             return
+        if isinstance(ev, c.Tick):
+            self._last_tick_mono = self.clock.monotonic()
         self._execute(self.core.handle(ev))
         self._housekeeping()
 
