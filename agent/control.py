@@ -13,6 +13,9 @@ echoed); each answer is one object ``{"ok": bool, "message": str, "data": {...},
 Threads: one server thread accepts; each connection gets a short-lived handler thread (at most
 ``MAX_CLIENTS`` at once) that reaches the core only through ``runtime.call``/``runtime.submit``.
 Nothing here ever runs on, or waits inside, the core thread.
+
+The client side is agent/stationctl/client.py (``request``), kept apart so that stationctl starts
+without the server's imports.
 """
 
 from __future__ import annotations
@@ -99,18 +102,18 @@ def is_permitted(
         return False
 
 
-def overflow_uid() -> int:
-    try:
-        return int(Path("/proc/sys/kernel/overflowuid").read_text().strip())
-    except (OSError, ValueError):
-        return 65534
-
-
 def user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def overflow_uid() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/overflowuid").read_text().strip())
+    except (OSError, ValueError):
+        return 65534
 
 
 # -- the server ----------------------------------------------------------------------------------
@@ -425,62 +428,3 @@ def _encode(obj: dict[str, Any]) -> bytes:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
-
-
-# -- the client ----------------------------------------------------------------------------------
-
-
-class AgentUnavailable(Exception):
-    """The agent cannot be asked: ``reason`` is not_running, forbidden or timeout."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-def request(path: Path | str, cmd: str, *, timeout: float = 15.0, **args: Any) -> dict[str, Any]:
-    """Send one request and return the answer; AgentUnavailable when nobody can be asked.
-
-    A refusal by the agent itself (SO_PEERCRED) comes back as ``{"ok": false, "error":
-    "forbidden"}``; a socket the user may not open raises AgentUnavailable("forbidden").
-    """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise AgentUnavailable("not_running", str(exc)) from None
-        except PermissionError as exc:
-            raise AgentUnavailable("forbidden", str(exc)) from None
-        except TimeoutError:
-            raise AgentUnavailable("timeout", "connect") from None
-        except OSError as exc:
-            raise AgentUnavailable("not_running", str(exc)) from None
-        try:
-            sock.sendall(_encode({"cmd": cmd, **args}))
-        except TimeoutError:
-            raise AgentUnavailable("timeout", cmd) from None
-        except OSError:
-            pass  # a refusing agent may have closed already; its answer is still to be read
-        data = b""
-        try:
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except TimeoutError:
-            raise AgentUnavailable("timeout", cmd) from None
-        except OSError as exc:
-            if not data:
-                raise AgentUnavailable("not_running", str(exc)) from None
-        if not data:
-            raise AgentUnavailable("not_running", "the agent closed the connection")
-        answer = json.loads(data.decode("utf-8"))
-        if not isinstance(answer, dict):
-            raise AgentUnavailable("not_running", "bad answer")
-        return answer
-    finally:
-        sock.close()

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from agent.control import AgentUnavailable, request
 from agent.i18n import _
 from agent.stationctl import labels
+from agent.stationctl.client import AgentUnavailable, request
 from agent.stationctl.common import (
     EXIT_FAIL,
     EXIT_FORBIDDEN,
@@ -68,7 +68,7 @@ def ask(ctx: Ctx, cmd: str, **params: Any) -> dict[str, Any]:
 
 
 def forbidden(ctx: Ctx) -> CtlError:
-    from agent.control import user_name
+    from agent.stationctl.client import user_name
 
     return CtlError(
         _("Permission denied: user {user} may not control the agent.").format(

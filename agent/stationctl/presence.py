@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.control import AgentUnavailable, request
+from agent.stationctl.client import AgentUnavailable, request
 from agent.store import utc_text
 
 

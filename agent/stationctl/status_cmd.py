@@ -148,13 +148,21 @@ def drm_display(connectors: list[str], sysfs: Path = Path("/sys")) -> str:
 
 
 def clock_info(ctx: Ctx, snap: dict[str, Any] | None) -> dict[str, Any]:
-    from agent.clock import LastKnownGood, clock_state, kernel_clock_synced
-
-    lkg = LastKnownGood(ctx.cfg.state_dir / "clock.lkg").load()
-    synced = kernel_clock_synced()
+    """The running agent's judgement of its clock, else the same judgement made here."""
+    try:
+        lkg = float((ctx.cfg.state_dir / "clock.lkg").read_text().strip())
+    except (OSError, ValueError):
+        lkg = 0.0
     state = snap.get("clock") if snap and isinstance(snap.get("clock"), str) else None
+    if state is not None:
+        synced = True if state == "synced" else (False if state == "unsynced" else None)
+    else:
+        from agent.clock import clock_state, kernel_clock_synced
+
+        synced = kernel_clock_synced()
+        state = clock_state(ctx.now, lkg, synced)
     return {
-        "state": state or clock_state(ctx.now, lkg, synced),
+        "state": state,
         "kernel_synced": synced,
         "last_known_good": utc_text(lkg) if lkg else None,
     }

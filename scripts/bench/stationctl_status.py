@@ -202,7 +202,7 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
-            from agent.control import AgentUnavailable, request
+            from agent.stationctl.client import AgentUnavailable, request
 
             deadline = time.monotonic() + 60
             while True:

@@ -68,7 +68,7 @@ def run_stationctl(
 
 
 def wait_socket(path: Path, timeout: float = 15.0) -> None:
-    from agent.control import AgentUnavailable, request
+    from agent.stationctl.client import AgentUnavailable, request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

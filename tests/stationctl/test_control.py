@@ -23,7 +23,8 @@ import pytest
 
 from agent import core as c
 from agent.attendance import AttendanceError, set_attendance
-from agent.control import AgentUnavailable, ControlServer, request
+from agent.control import ControlServer
+from agent.stationctl.client import AgentUnavailable, request
 from agent.store import Store
 from tests.stationctl.fixture import build_station
 

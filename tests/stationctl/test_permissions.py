@@ -23,8 +23,9 @@ import pytest
 import agent.stationctl.actions_cmd  # noqa: F401 - imported before fork: the child imports nothing
 import agent.stationctl.check_cmd  # noqa: F401
 import agent.stationctl.status_cmd  # noqa: F401
-from agent.control import AgentUnavailable, ControlServer, request
+from agent.control import ControlServer
 from agent.stationctl import main
+from agent.stationctl.client import AgentUnavailable, request
 from tests.stationctl.fixture import build_station
 from tests.stationctl.test_control import FakeRuntime
 
