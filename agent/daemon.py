@@ -8,13 +8,13 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from agent import __version__, sdnotify
 from agent.clock import OffsetClock, SystemClock
 from agent.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from agent.control import ControlServer
 from agent.monitor_wiring import start_monitor
-from agent.mqtt.link import start_link
 from agent.runtime import Runtime
 
 # Tests of a whole agent process shift its wall clock through this file (see OffsetClock).
@@ -27,6 +27,22 @@ def setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+
+
+def start_mqtt(cfg: Any, runtime: Runtime) -> Any:
+    """The MQTT link when configured. paho (with ssl and urllib) costs about 10 MB of RSS, so an
+    offline terminal (satellite with no return path) never imports it."""
+    if cfg.mqtt is None:
+        from agent.mqtt.alarm import install_outbox_alarm
+
+        install_outbox_alarm(runtime, None)
+        logging.getLogger("agent").info(
+            "no mqtt section: running offline, everything stays in the outbox"
+        )
+        return None
+    from agent.mqtt.link import start_link
+
+    return start_link(cfg, runtime)
 
 
 def start_watchdog(runtime: Runtime) -> sdnotify.WatchdogPinger | None:
@@ -77,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    link = start_link(cfg, runtime)  # MQTT link (None when offline) and the outbox alarm
+    link = start_mqtt(cfg, runtime)  # MQTT link (None when offline) and the outbox alarm
     start_monitor(cfg, runtime)  # link and device probes, alarms (issue 4); stops with the runtime
     pinger = start_watchdog(runtime)
     sdnotify.ready(f"terminal {cfg.terminal}: store open, schedule loaded")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,15 +38,45 @@ def write_bytes(pid: int) -> int:
     return 0
 
 
+def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private Mosquitto on a free loopback port (never the system broker)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("mosquitto did not start")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--config-extra", default=None, help="YAML file merged into the config")
+    ap.add_argument(
+        "--broker",
+        action="store_true",
+        help="start a private Mosquitto on a free port and connect the agent to it",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    broker = None
     with tempfile.TemporaryDirectory(dir=str(ROOT)) as tmp:  # on the real disk, not tmpfs
         extra = yaml.safe_load(Path(args.config_extra).read_text()) if args.config_extra else {}
+        if args.broker:
+            broker, port = start_broker(Path(tmp))
+            extra["mqtt"] = {"host": "127.0.0.1", "port": port, "protocol": "5"}
         cfg_path = write_config(Path(tmp), log_level="info", **extra)
         cfg = load_config(cfg_path)
         write_wav(cfg.content_dir / "later.wav", 5.0)
@@ -71,6 +103,9 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+            if broker is not None:
+                broker.terminate()
+                broker.wait(10)
     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     out = {
         "window_s": round(elapsed, 1),
@@ -82,9 +117,10 @@ def main() -> None:
         "cpu_pct_of_core": round(100 * cpu / elapsed, 3),
         "written_bytes": w1 - w0,
         "written_per_hour_kb": round((w1 - w0) / elapsed * 3600 / 1024, 1),
+        "mqtt": args.broker,
     }
     print(
-        f"idle for {out['window_s']} s: RSS {out['rss_mb']} MB (max {out['rss_max_mb']}, USS {out['uss_mb']}), "
+        f"{'with MQTT' if args.broker else 'offline'}: idle for {out['window_s']} s: RSS {out['rss_mb']} MB (max {out['rss_max_mb']}, USS {out['uss_mb']}), "
         f"libvlc loaded: {libvlc}; CPU {out['cpu_s']} s = {out['cpu_pct_of_core']} % of a core; "
         f"written {out['written_bytes']} B = {out['written_per_hour_kb']} KB/hour"
     )
