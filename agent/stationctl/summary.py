@@ -66,43 +66,39 @@ def month_summary(
     if course_id:
         where += " AND course_id = ?"
         args.append(course_id)
-    row = db.execute(
-        f"""SELECT COUNT(*),
+    # One pass over the month's rows (through the index), grouped small, summed here.
+    rows = db.execute(
+        f"""SELECT outcome, reason, course_id, COUNT(*),
                SUM(started_at IS NOT NULL AND attendance >= 1),
                COALESCE(SUM(CASE WHEN started_at IS NOT NULL THEN attendance END), 0),
-               SUM(outcome = 'completed'),
                SUM(started_at IS NOT NULL AND attendance IS NULL
-                   AND (outcome = 'completed' OR completion >= 0.5)),
-               SUM(outcome IN ('missed', 'skipped', 'error')),
-               SUM(outcome IS NULL)
-            FROM records WHERE {where}""",
+                   AND (outcome = 'completed' OR completion >= 0.5))
+            FROM records WHERE {where} GROUP BY outcome, reason, course_id""",
         args,
-    ).fetchone()
-    total, held, people, completed, no_count, missed, open_ = (int(v or 0) for v in row)
-    by_outcome = {
-        (k or "open"): n
-        for k, n in db.execute(
-            f"SELECT outcome, COUNT(*) FROM records WHERE {where} GROUP BY outcome ORDER BY 2 DESC",
-            args,
-        )
-    }
-    courses = [
-        r[0]
-        for r in db.execute(
-            f"SELECT DISTINCT course_id FROM records WHERE {where} AND outcome='completed' "
-            "ORDER BY course_id",
-            args,
-        )
-    ]
+    ).fetchall()
+    total = held = people = completed = no_count = missed = open_ = 0
+    by_outcome: dict[str, int] = {}
+    courses: set[str] = set()
+    why: dict[tuple[str, str], int] = {}
+    for outcome, reason, course, n, h, p, nc in rows:
+        total += n
+        held += h or 0
+        people += p or 0
+        no_count += nc or 0
+        by_outcome[outcome or "open"] = by_outcome.get(outcome or "open", 0) + n
+        if outcome == "completed":
+            completed += n
+            courses.add(course)
+        elif outcome in ("missed", "skipped", "error"):
+            missed += n
+            why[(outcome, reason or "")] = why.get((outcome, reason or ""), 0) + n
+        elif outcome is None:
+            open_ += n
     reasons = [
-        {"outcome": o, "reason": r or "", "count": n}
-        for o, r, n in db.execute(
-            f"SELECT outcome, reason, COUNT(*) FROM records WHERE {where} "
-            "AND outcome IN ('missed', 'skipped', 'error') GROUP BY outcome, reason "
-            "ORDER BY 3 DESC, 1, 2 LIMIT 10",
-            args,
-        )
+        {"outcome": o, "reason": r, "count": n}
+        for (o, r), n in sorted(why.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     ]
+    by_outcome = dict(sorted(by_outcome.items(), key=lambda kv: (-kv[1], kv[0])))
     return {
         "month": month,
         "timezone": str(tz),
@@ -115,7 +111,7 @@ def month_summary(
         },
         "attendance_total": people,
         "completed": completed,
-        "courses_completed": courses,
+        "courses_completed": sorted(courses),
         "shown_without_attendance": no_count,
         "missed": missed,
         "missed_reasons": reasons,
