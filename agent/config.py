@@ -7,33 +7,24 @@ Relative paths resolve against the config file's folder.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from agent.mqtt.config import MqttConfig
 from agent.probes.config import ProbesConfig
 from agent.safeload import DocumentError, parse_yaml
-from agent.schema import SchemaError, between, build, positive
+from agent.schema import (  # noqa: F401 - check_id/check_timezone re-exported
+    ID_PATTERN,
+    SchemaError,
+    between,
+    build,
+    check_id,
+    check_timezone,
+    positive,
+)
 
 DEFAULT_CONFIG_PATH = Path("/etc/station-agent/agent.yaml")
-
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def check_id(value: str) -> str | None:
-    if not ID_PATTERN.match(value):
-        return "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-    return None
-
-
-def check_timezone(value: str) -> str | None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
-    return None
 
 
 @dataclass

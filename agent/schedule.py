@@ -19,9 +19,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from agent.config import check_id, check_timezone
 from agent.safeload import DocumentError, parse_document
-from agent.schema import Problem, SchemaError, between, build
+from agent.schema import Problem, SchemaError, between, build, check_id, check_timezone
 from agent.store import atomic_write
 
 LAYERS = ("terminal", "county")

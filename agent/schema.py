@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.safeload import Node
 
@@ -224,6 +226,23 @@ def build(cls: type[T], node: Node, source: str, base_dir: Path | None = None) -
     if builder.problems:
         raise SchemaError(source, builder.problems)
     return obj
+
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_id(value: str) -> str | None:
+    if not ID_PATTERN.match(value):
+        return "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    return None
+
+
+def check_timezone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+    return None
 
 
 def positive(value: float) -> str | None:
