@@ -39,6 +39,14 @@ def test_push_play_collect_ack(tmp_path, broker, spy, agents):
         )  # fmt: skip
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"{TERMINAL}: applied" in res.stdout
+        # the technician's other views: the fleet table and a command round trip
+        res = countyctl(broker, "watch", "--county", COUNTY, "--once", "--wait", "3", "--json")
+        assert res.returncode == 0, res.stderr
+        (row,) = json.loads(res.stdout.strip().splitlines()[-1])
+        assert row["terminal"] == TERMINAL and row["online"] is True
+        assert row["schedule_versions"] == {"terminal": 7}
+        res = countyctl(broker, "cmd", TERMINAL, "ping", "--county", COUNTY, "--wait", "10")
+        assert res.returncode == 0 and json.loads(res.stdout)["status"] == "ok", res.stderr
 
         rows = wait_rows(
             coll_db, "SELECT record_id, course_id, outcome, deliveries FROM records", 1, 25
