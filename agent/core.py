@@ -114,12 +114,6 @@ class StopCommand:
     trigger: str
 
 
-@dataclass
-class AttendanceCommand:
-    count: int
-    record_id: str | None = None
-
-
 # -- actions ---------------------------------------------------------------------------------
 
 
@@ -332,8 +326,6 @@ class Core:
                 self._play_command(event, out)
             case StopCommand():
                 self._stop_command(event, out)
-            case AttendanceCommand():
-                out.append(Reply(False, "attendance is handled by the runtime"))
             case _:
                 raise TypeError(f"unknown event {event!r}")
         return out

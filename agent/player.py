@@ -55,6 +55,7 @@ class VlcPlayer:
         self._token = ""
         self._state = "idle"  # idle | prerolling | ready | playing
         self._start_requested = False
+        self._pending_start: str | None = None  # start arrived before its preroll
         self._last_progress = 0.0
         self.last_alive = time.monotonic()  # the worker's own heartbeat, for hang detection
         self.busy_since: float | None = None
@@ -213,20 +214,24 @@ class VlcPlayer:
             raise RuntimeError(f"libvlc refused to play {mrl}")
 
     def _do_preroll(self, token: str, mrl: str, start_at: float) -> None:
-        self._new_player(token, mrl, start_at, paused=True)
+        # The slot may already have come while the media was being checked: play at once.
+        self._new_player(token, mrl, start_at, paused=self._pending_start != token)
+        self._pending_start = None
 
     def _do_play(self, token: str, mrl: str, start_at: float) -> None:
         self._new_player(token, mrl, start_at, paused=False)
 
     def _do_start(self, token: str) -> None:
         if token != self._token or self._mp is None:
-            self._emit("error", "start requested for a course that was not prerolled", token)
+            self._pending_start = token  # its preroll is still on the way (media check)
             return
         self._start_requested = True
         self._state = "playing"
         self._mp.set_pause(0)
 
     def _do_stop(self, token: str) -> None:
+        if self._pending_start == token:
+            self._pending_start = None
         if token != self._token:
             return
         self._release_player()

@@ -94,6 +94,65 @@ def record_message(rec: Record, county: str) -> dict[str, Any]:
 MUST_PERSIST = (c.SaveRecord, c.Alarm)
 
 
+class MediaGate:
+    """Checks media off the core thread, then hands it to the player.
+
+    Hashing a large video for its sha256 takes seconds on a small board (the result is cached
+    per file version), so it runs on one worker thread, never on the core thread. A stop that
+    arrives while a check is running cancels the open that would follow it: the lock makes
+    "check cancelled, then queue the open" and "mark cancelled, then queue the stop" atomic, so
+    the player never opens a media after its stop.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.hashes = HashCache()
+        self._lock = threading.Lock()
+        self._cancelled: set[str] = set()
+        self._jobs: queue.SimpleQueue[tuple[str, str, str | None, float, bool]] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="media-check", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, token: str, media: str, sha256: str | None, start_at: float, paused: bool
+    ) -> None:
+        self._jobs.put((token, media, sha256, start_at, paused))
+
+    def cancel(self, token: str) -> None:
+        with self._lock:
+            self._cancelled.add(token)
+            if len(self._cancelled) > 256:
+                self._cancelled = {token}
+            self.rt.player.stop(token)
+
+    def _run(self) -> None:
+        while True:
+            token, media, sha256, start_at, paused = self._jobs.get()
+            if is_url(media):
+                mrl: str | None = media
+            else:
+                try:
+                    mrl = str(check_media(self.rt.cfg.content_dir, media, sha256, self.hashes))
+                except MediaError as exc:
+                    log.warning("media %s rejected: %s", media, exc.message)
+                    self.rt.post(c.MediaRejected(token, exc.reason, exc.message))
+                    continue
+                except Exception as exc:  # an unexpected failure must still reach the core
+                    log.exception("media check of %s failed", media)
+                    self.rt.post(c.MediaRejected(token, "unreadable", str(exc)))
+                    continue
+            with self._lock:
+                if token in self._cancelled:
+                    continue
+                player = self.rt.player
+                if paused:
+                    player.preroll(token, mrl, start_at)
+                else:
+                    player.play(token, mrl, start_at)
+
+
 def _is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
@@ -137,11 +196,11 @@ class Runtime:
         self.boot = boot_id()
         self.schedules = ScheduleStore(cfg.state_dir)
         self.lkg = LastKnownGood(cfg.state_dir / "clock.lkg")
-        self.hashes = HashCache()
         self.player_factory: Callable[[], Any] = lambda: VlcPlayer(
             cfg.vlc.options, self._post_player, cfg.vlc.volume
         )
         self.player = player or self.player_factory()
+        self.media = MediaGate(self)
         self.store: Store | None = None
         self.core: c.Core | None = None
         self.stop_requested = threading.Event()
@@ -661,17 +720,17 @@ class Runtime:
                     action.record_id, action.position, action.played, action.completion
                 )
             case c.Preroll():
-                mrl = self._media_mrl(action.token, action.media, action.sha256)
-                if mrl is not None:
-                    self.player.preroll(action.token, mrl, action.start_at)
+                self.media.submit(
+                    action.token, action.media, action.sha256, action.start_at, paused=True
+                )
             case c.Play():
-                mrl = self._media_mrl(action.token, action.media, action.sha256)
-                if mrl is not None:
-                    self.player.play(action.token, mrl, action.start_at)
+                self.media.submit(
+                    action.token, action.media, action.sha256, action.start_at, paused=False
+                )
             case c.Start():
                 self.player.start(action.token)
             case c.Stop():
-                self.player.stop(action.token)
+                self.media.cancel(action.token)
             case c.UnloadPlayer():
                 self.player.unload()
             case c.Log():
@@ -690,16 +749,6 @@ class Runtime:
                 self.request_stop()
             case c.Reply():
                 pass
-
-    def _media_mrl(self, token: str, media: str, sha256: str | None) -> str | None:
-        if is_url(media):
-            return media
-        try:
-            return str(check_media(self.cfg.content_dir, media, sha256, self.hashes))
-        except MediaError as exc:
-            log.warning("media %s rejected: %s", media, exc.message)
-            self.post(c.MediaRejected(token, exc.reason, exc.message))
-            return None
 
     def _log(self, entry: c.Log) -> None:
         verdict = self.log_limiter.admit(entry.kind, self.clock.monotonic())
