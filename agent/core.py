@@ -583,17 +583,20 @@ class Core:
             return None
         return left
 
+    def _skip_if_quarantined(self, session: Session, out: list[Action], *, opened: bool) -> bool:
+        """A media in quarantine is not even opened: the session is recorded ``skipped``."""
+        left = self._quarantined(session.course.media)
+        if left is None:
+            return False
+        if not opened:
+            self._open_record(session, out)
+        reason = f"quarantined: this media failed repeatedly; retried again in {left / 60:.0f} min"
+        self._finish(session, "skipped", reason, out)
+        return True
+
     def _preroll(self, occ: Occurrence, out: list[Action]) -> None:
         session = self._new_session(occ.item.course, occ.rank, "schedule", occ)
-        left = self._quarantined(occ.item.course.media)
-        if left is not None:
-            self._open_record(session, out)
-            self._finish(
-                session,
-                "skipped",
-                f"quarantined: this media failed repeatedly; retried again in {left / 60:.0f} min",
-                out,
-            )
+        if self._skip_if_quarantined(session, out, opened=False):
             return
         self.prerolled = session
         self.player_loaded = True
@@ -605,14 +608,7 @@ class Core:
             self.prerolled = None
 
     def _play(self, session: Session, out: list[Action]) -> None:
-        left = self._quarantined(session.course.media)
-        if left is not None:
-            self._finish(
-                session,
-                "skipped",
-                f"quarantined: this media failed repeatedly; retried again in {left / 60:.0f} min",
-                out,
-            )
+        if self._skip_if_quarantined(session, out, opened=True):
             return
         session.phase = "starting"
         session.requested_mono = self.clock.monotonic()

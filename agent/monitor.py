@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from agent.clock import Clock, SystemClock
 from agent.health import HealthEngine
 from agent.linkstats import LinkWindow, SummaryBuilder
 from agent.probes import Probe, ProbesConfig, Roots, build_probes
@@ -42,21 +43,6 @@ log = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], None]
 DEADLINE_GRACE = 0.25  # seconds past a probe's deadline before the monitor writes it off
 MAX_WRITTEN_OFF = 8  # replacement workers for hung calls, at most, over the monitor's life
-
-
-class Clock(Protocol):
-    """Same shape as ``agent.clock.Clock``: wall time for stamps, monotonic for durations."""
-
-    def wall(self) -> float: ...
-    def monotonic(self) -> float: ...
-
-
-class SystemClock:
-    def wall(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @dataclass

@@ -310,14 +310,7 @@ class Runtime:
                 rec.ended_at = rec.ended_at or utc_text(self.clock.wall())
                 rec.rev += 1
                 store.update_record(rec, conn)
-                store.enqueue(
-                    "record",
-                    rec.record_id,
-                    "record",
-                    record_message(rec, self.cfg.county),
-                    replace=True,
-                    conn=conn,
-                )
+                self._enqueue_record(rec, conn)
                 store.add_event(
                     "warning",
                     "record_interrupted",
@@ -326,6 +319,18 @@ class Runtime:
                     conn=conn,
                 )
         log.warning("closed %d open record(s) as interrupted", len(open_recs))
+
+    def _enqueue_record(self, rec: Record, conn: sqlite3.Connection) -> None:
+        """Queue a final record for the county, in the caller's transaction (same id replaces)."""
+        assert self.store is not None
+        self.store.enqueue(
+            "record",
+            rec.record_id,
+            "record",
+            record_message(rec, self.cfg.county),
+            replace=True,
+            conn=conn,
+        )
 
     def _load_layers(self) -> tuple[dict[str, Any], dict[str, float]]:
         layers, since = {}, {}
@@ -705,14 +710,7 @@ class Runtime:
                     else:
                         store.update_record(rec, conn)
                     if rec.outcome in FINAL:
-                        store.enqueue(
-                            "record",
-                            rec.record_id,
-                            "record",
-                            record_message(rec, self.cfg.county),
-                            replace=True,
-                            conn=conn,
-                        )
+                        self._enqueue_record(rec, conn)
                 if rec.outcome in FINAL:
                     self._notify("record", rec)
             case c.Checkpoint():
