@@ -541,7 +541,7 @@ def render(ctx: Ctx, s: dict[str, Any]) -> list[str]:
     else:
         pairs.append((_("Next"), _("no sessions in the next days")))
     link = s["link"]
-    if link["state"]:
+    if link["state"] and link["state"] != "unknown":
         value = {
             "up": _("up"),
             "down": _("DOWN"),
