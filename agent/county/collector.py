@@ -269,6 +269,7 @@ class Collector:
     def run(self, stop: threading.Event, duration: float | None = None) -> None:
         end = None if duration is None else time.monotonic() + duration
         backoff = Backoff(min(0.5, self.retry_max), self.retry_max)
+        good_until = time.monotonic()  # the collector is one client: no fleet to spread out
         cc: CountyClient | None = None
         try:
             while not stop.is_set() and (end is None or time.monotonic() < end):
@@ -280,7 +281,7 @@ class Collector:
                     except ToolError as exc:
                         cc.close(disconnect=False)
                         cc = None
-                        delay = backoff.next_delay()
+                        delay = backoff.next_delay(time.monotonic() - good_until)
                         log.warning("collector: %s; retrying in %.1f s", exc, delay)
                         stop.wait(delay)
                         continue
@@ -297,6 +298,7 @@ class Collector:
                     # What arrived but was not acknowledged comes again with the session.
                     _drain(cc.messages)
                     cc = None
+                    good_until = time.monotonic()
                     self.ready.clear()
                     self.on_line("collector lost the broker; reconnecting")
         finally:

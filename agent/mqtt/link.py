@@ -97,6 +97,7 @@ class MqttLink:
         self.session = 0
         self.clock = "unsynced"
         self.connect_due = 0.0
+        self.good_until = 0.0  # when the link was last known good (see Backoff)
         self.connecting_since = 0.0
         self.connected_at: float | None = None
         self.connected_wall: str | None = None
@@ -167,7 +168,7 @@ class MqttLink:
     # -- the worker ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self.connect_due = self.mono()
+        self.connect_due = self.good_until = self.mono()
         self.state = "waiting"
         while True:
             try:
@@ -368,6 +369,7 @@ class MqttLink:
             lasted = now - self.connected_at
             if lasted >= self.m.stable_after_seconds:
                 self.backoff.reset()
+                self.good_until = now  # the trouble starts now
                 self.short_lived = 0
                 self.hint = None
             elif lasted < 2.0:
@@ -380,7 +382,7 @@ class MqttLink:
                     )
                     log.error("%s", self.hint)
         self.connected_at = None
-        delay = self.backoff.next_delay()
+        delay = self.backoff.next_delay(now - self.good_until)
         self.connect_due = now + delay
         self.state = "waiting"
         self.last_error = why

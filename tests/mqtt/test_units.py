@@ -22,21 +22,24 @@ from tests.helpers import write_config
 from tests.mqtt.test_link import record
 
 
-def test_backoff_full_jitter_grows_and_caps():
-    rolls = iter([1.0, 1.0, 1.0, 1.0, 0.5, 0.0, 1.0])
-    b = Backoff(2.0, 10.0, rand=lambda: next(rolls))
-    assert [b.next_delay() for _ in range(7)] == [2.0, 4.0, 8.0, 10.0, 5.0, 0.0, 10.0]
+def test_backoff_window_follows_the_trouble():
+    b = Backoff(10.0, 300.0, rand=lambda: 1.0)
+    assert [b.next_delay(t) for t in (0.0, 3.0, 8.0, 60.0, 1000.0)] == [10, 10, 16, 120, 300]
+    assert b.attempt == 5
     b.reset()
-    assert b.window() == 2.0
+    assert (b.attempt, b.last_window) == (0, 10.0)
+    half = Backoff(10.0, 300.0, rand=lambda: 0.5)
+    assert half.next_delay(100.0) == 100.0  # on average, as long as the trouble so far
     with pytest.raises(ValueError):
         Backoff(0, 1)
 
 
-def test_backoff_spreads_a_fleet():
+def test_backoff_spreads_a_fleet_evenly():
     rng = random.Random(7)
-    firsts = sorted(Backoff(5.0, 300.0, rng.random).next_delay() for _ in range(500))
-    per_second = [sum(1 for d in firsts if s <= d < s + 1) for s in range(5)]
-    assert max(per_second) < 140  # about 100 a second over five seconds, not 500 at once
+    # 500 terminals, the broker away for 3 s: every window is [0, 10)
+    delays = sorted(Backoff(10.0, 300.0, rng.random).next_delay(3.0) for _ in range(500))
+    per_second = [sum(1 for d in delays if s <= d < s + 1) for s in range(10)]
+    assert max(per_second) < 75 and sum(per_second) == 500
 
 
 def rows(kind: str, ids: range, rev: int = 1) -> list[Row]:
