@@ -87,3 +87,40 @@ def test_push_play_collect_ack(tmp_path, broker, spy, agents):
     finally:
         if collector.poll() is None:
             collector.kill()
+
+
+def test_county_layer_push_reports_silence_and_retained_copy_is_not_reapplied(
+    tmp_path, broker, spy, agents
+):
+    agent = agents(agent_config(tmp_path, broker)).start()
+    online(spy)
+    weekly = {"days": ["mon"], "time": "19:30"}
+    doc = schedule(
+        4, [{"id": "w", "weekly": weekly, "course": {"id": "C", "title": "T", "media": "c.wav"}}]
+    )
+    path = tmp_path / "county.json"
+    path.write_text(json.dumps(doc))
+    res = countyctl(
+        broker, "push-schedule", str(path), "--county", COUNTY,
+        "--expect", "t-404", "--wait", "3",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"{TERMINAL}: applied" in res.stdout  # online, so expected without being named
+    assert "t-404: no answer" in res.stdout
+    acks = len(spy.messages("schedule/ack"))
+    # a restart: the broker hands the retained county schedule over again; it is the applied
+    # one, so it is neither applied again nor answered again
+    assert agent.stop() == 0
+    t0 = time.monotonic()
+    agent.start()
+    online(spy, after=t0)
+    time.sleep(2)
+    assert len(spy.messages("schedule/ack")) == acks
+    assert "schedule_stale" not in agent.log_text()
+    assert agent.log_text().count("schedule_applied") == 1
+    # a document that fails the agent's own validation never leaves the county
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(schedule(5, [{"id": "x", "course": {"id": "C"}}])))
+    res = countyctl(broker, "push-schedule", str(bad), "--county", COUNTY)
+    assert res.returncode == 2 and "not valid" in res.stderr
+    assert "items[0]" in res.stderr
