@@ -11,7 +11,7 @@ from agent.probes import ProbesConfig, build_probes, probe_names_for
 from agent.safeload import parse_yaml
 from agent.schema import SchemaError, build
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config/probes.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config/agent.example.yaml"
 
 
 def load(text: str) -> ProbesConfig:
