@@ -263,6 +263,10 @@ class MqttLink:
         ):
             self._lost("no CONNACK from the broker in time")
         elif self.state == "connected":
+            if self.client is not None and not self.client.is_connected():
+                # paho gave up on the socket without telling us (belt and braces)
+                self._lost("the connection is gone")
+                return
             if now >= self.next_heartbeat:
                 self.next_heartbeat = now + self.m.heartbeat_seconds
                 self._heartbeat()
@@ -522,7 +526,11 @@ class MqttLink:
             agent_version=__version__,
             summary=summary,
         )
-        client.publish(t.topic(self.county, self.terminal, t.HEARTBEAT), p.dumps(payload), 0, False)
+        info = client.publish(
+            t.topic(self.county, self.terminal, t.HEARTBEAT), p.dumps(payload), 0, False
+        )
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._lost(f"heartbeat not sent: {mqtt.error_string(info.rc)}")
 
     def _publish_status(self, snapshot: dict[str, Any] | None) -> None:
         client = self.client
