@@ -224,7 +224,7 @@ def classify(msg: Message, county: str | None) -> tuple[str, str, str, Any]:
         return ("rejected", parsed.terminal, msg.topic, (msg.payload, "another county"))
     kind = "record" if parsed.suffix == t.RECORD else "event"
     try:
-        obj = p.decode_fast(msg.payload, p.MAX_SCHEDULE_BYTES)
+        obj = p.decode(msg.payload, p.MAX_SCHEDULE_BYTES)
     except p.ProtocolError as exc:
         return ("rejected", parsed.terminal, msg.topic, (msg.payload, exc.message))
     problems = p.validate(kind, obj)
