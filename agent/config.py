@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
+from agent.layout import StationLayout
 from agent.mqtt.config import MqttConfig
 from agent.probes.config import ProbesConfig
 from agent.safeload import DocumentError, parse_yaml
@@ -61,7 +61,7 @@ class PlaybackConfig:
 
 
 @dataclass
-class AgentConfig:
+class AgentConfig(StationLayout):
     terminal: str = field(metadata={"check": check_id})
     county: str = field(metadata={"check": check_id})
     content_dir: Path
@@ -86,18 +86,6 @@ class AgentConfig:
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     mqtt: MqttConfig | None = None
     source: Path = field(default=Path("<config>"), init=False)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @property
-    def db_path(self) -> Path:
-        return self.state_dir / "agent.db"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.control_socket or (self.state_dir / "control.sock")
 
 
 class ConfigError(Exception):

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.layout import StationLayout
+
 # The agent's defaults for the keys read here (agent/config.py is the authority).
 DEFAULTS = {"timezone": "Asia/Shanghai", "admin_group": "stationadmin"}
 DEFAULT_SLOT_MINUTES = 60.0
@@ -44,7 +46,7 @@ class Probes:
 
 
 @dataclass
-class LightConfig:
+class LightConfig(StationLayout):
     source: Path
     terminal: str
     county: str
@@ -56,18 +58,6 @@ class LightConfig:
     admin_group: str = DEFAULTS["admin_group"]
     playback: Playback = field(default_factory=Playback)
     probes: Probes = field(default_factory=Probes)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @property
-    def db_path(self) -> Path:
-        return self.state_dir / "agent.db"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.control_socket or (self.state_dir / "control.sock")
 
 
 def _mapping(node: Any) -> dict[str, Any]:
