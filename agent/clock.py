@@ -14,9 +14,10 @@ import ctypes.util
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent import RELEASE_DATE
 from agent.store import atomic_write
@@ -89,49 +90,72 @@ class OffsetClock(SystemClock):
         return time.time() + self._offset
 
 
-class _Timex(ctypes.Structure):
-    # struct timex from <sys/timex.h>; only the leading fields are read, the tail is padding.
+STA_PLL = 0x0001
+STA_UNSYNC = 0x0040
+STA_NANO = 0x2000
+TIME_STATES = {0: "ok", 1: "insert", 2: "delete", 3: "oop", 4: "wait", 5: "error"}
+TIME_ERROR = 5
+MAXERROR_LIMIT_US = 16_000_000  # NTP_PHASE_LIMIT: past this the kernel itself calls it unsynced
+
+_long = ctypes.c_long
+
+
+class Timex(ctypes.Structure):
+    """glibc's struct timex (long-sized fields, so it matches 32- and 64-bit ABIs alike)."""
+
     _fields_ = [
         ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
+        ("offset", _long),
+        ("freq", _long),
+        ("maxerror", _long),
+        ("esterror", _long),
         ("status", ctypes.c_int),
-        ("constant", ctypes.c_long),
-        ("precision", ctypes.c_long),
-        ("tolerance", ctypes.c_long),
-        ("time_sec", ctypes.c_long),
-        ("time_usec", ctypes.c_long),
-        ("tick", ctypes.c_long),
-        ("ppsfreq", ctypes.c_long),
-        ("jitter", ctypes.c_long),
+        ("constant", _long),
+        ("precision", _long),
+        ("tolerance", _long),
+        ("time_sec", _long),
+        ("time_usec", _long),
+        ("tick", _long),
+        ("ppsfreq", _long),
+        ("jitter", _long),
         ("shift", ctypes.c_int),
-        ("stabil", ctypes.c_long),
-        ("jitcnt", ctypes.c_long),
-        ("calcnt", ctypes.c_long),
-        ("errcnt", ctypes.c_long),
-        ("stbcnt", ctypes.c_long),
+        ("stabil", _long),
+        ("jitcnt", _long),
+        ("calcnt", _long),
+        ("errcnt", _long),
+        ("stbcnt", _long),
         ("tai", ctypes.c_int),
-        ("_pad", ctypes.c_int * 11),
+        ("_reserved", ctypes.c_int * 11),
+        ("_slack", ctypes.c_byte * 64),  # room in case a libc's struct is larger than declared
     ]
 
 
-STA_UNSYNC = 0x0040
-TIME_ERROR = 5
+AdjtimexFn = Callable[[Any], int]
 
 
-def kernel_clock_synced() -> bool | None:
-    """True/False from adjtimex(modes=0) (read-only), None where it cannot be asked."""
+_libc: ctypes.CDLL | None = None
+
+
+def libc_adjtimex(buf: Timex) -> int:
+    """Call the C library's adjtimex; the library handle is loaded once (find_library forks)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    ret = _libc.adjtimex(ctypes.byref(buf))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(ret)
+
+
+def kernel_clock_synced(adjtimex: AdjtimexFn = libc_adjtimex) -> bool | None:
+    """True/False from a read-only adjtimex (modes = 0), None where it cannot be asked."""
+    tx = Timex()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        tx = _Timex()
-        state = libc.adjtimex(ctypes.byref(tx))
+        state = adjtimex(tx)
     except (OSError, AttributeError):
         return None
-    if state < 0:
-        return None
-    return not (state == TIME_ERROR or tx.status & STA_UNSYNC)
+    return not (state == TIME_ERROR or tx.status & STA_UNSYNC or tx.maxerror > MAXERROR_LIMIT_US)
 
 
 @dataclass

@@ -8,73 +8,23 @@ clock". This machine itself reports unsynced, as many terminals will.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+# The kernel interface itself lives in agent.clock (the core reads the same flag).
+from agent.clock import (  # noqa: F401 - re-exported for the probe and its tests
+    MAXERROR_LIMIT_US,
+    STA_NANO,
+    STA_PLL,
+    STA_UNSYNC,
+    TIME_ERROR,
+    TIME_STATES,
+    AdjtimexFn,
+    Timex,
+    libc_adjtimex,
+)
 from agent.probes.base import Sample
 from agent.schema import between
-
-STA_PLL = 0x0001
-STA_UNSYNC = 0x0040
-STA_NANO = 0x2000
-TIME_STATES = {0: "ok", 1: "insert", 2: "delete", 3: "oop", 4: "wait", 5: "error"}
-TIME_ERROR = 5
-MAXERROR_LIMIT_US = 16_000_000  # NTP_PHASE_LIMIT: past this the kernel itself calls it unsynced
-
-_long = ctypes.c_long
-
-
-class Timex(ctypes.Structure):
-    """glibc's struct timex (long-sized fields, so it matches 32- and 64-bit ABIs alike)."""
-
-    _fields_ = [
-        ("modes", ctypes.c_uint),
-        ("offset", _long),
-        ("freq", _long),
-        ("maxerror", _long),
-        ("esterror", _long),
-        ("status", ctypes.c_int),
-        ("constant", _long),
-        ("precision", _long),
-        ("tolerance", _long),
-        ("time_sec", _long),
-        ("time_usec", _long),
-        ("tick", _long),
-        ("ppsfreq", _long),
-        ("jitter", _long),
-        ("shift", ctypes.c_int),
-        ("stabil", _long),
-        ("jitcnt", _long),
-        ("calcnt", _long),
-        ("errcnt", _long),
-        ("stbcnt", _long),
-        ("tai", ctypes.c_int),
-        ("_reserved", ctypes.c_int * 11),
-        ("_slack", ctypes.c_byte * 64),  # room in case a libc's struct is larger than declared
-    ]
-
-
-AdjtimexFn = Callable[[Any], int]
-
-
-_libc: ctypes.CDLL | None = None
-
-
-def libc_adjtimex(buf: Timex) -> int:
-    """Call the C library's adjtimex; the library handle is loaded once (find_library forks)."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    ret = _libc.adjtimex(ctypes.byref(buf))
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return int(ret)
 
 
 @dataclass
