@@ -38,7 +38,7 @@ from agent.store import Record, Store, utc_text
 log = logging.getLogger("agent")
 
 JUMP_THRESHOLD_S = 2.0
-LKG_INTERVAL_S = 600.0
+LKG_INTERVAL_S = 1800.0  # each write costs ~24 KB of flash (fsync); see docs/performance.md
 SYNC_CHECK_S = 60.0
 SCHEDULE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 FINAL = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
