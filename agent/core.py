@@ -41,6 +41,7 @@ class CoreSettings:
     lookback_s: float = 48 * 3600.0
     on_demand_priority: int = 50
     horizon_s: float = 36 * 3600.0
+    idle_unload_s: float = 120.0  # release libvlc after this long with nothing to play
     # Escalation when playback keeps failing (each step logged and raised as an alarm):
     quarantine_after: int = 2  # errors of the same media in a row -> quarantine it
     quarantine_s: float = 1800.0
@@ -435,7 +436,7 @@ class Core:
             self.current is None
             and self.prerolled is None
             and self.player_loaded
-            and mono - self.idle_since_mono > 120.0
+            and mono - self.idle_since_mono > self.s.idle_unload_s
         ):
             self.player_loaded = False
             out.append(UnloadPlayer())

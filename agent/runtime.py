@@ -65,6 +65,7 @@ def settings_from_config(cfg: AgentConfig, boot: str) -> c.CoreSettings:
         default_slot_s=pb.default_slot_minutes * 60,
         checkpoint_s=pb.checkpoint_seconds,
         preroll_s=v.preroll_seconds,
+        idle_unload_s=v.idle_unload_seconds,
         start_timeout_s=v.start_timeout_seconds,
         stall_s=v.stall_seconds,
         retries=pb.retries,

@@ -410,3 +410,15 @@ def test_seq_numbers_are_consecutive_across_record_kinds() -> None:
     )
     h.run_until(T0)
     assert sorted(r.seq for r in h.records.values()) == [1, 2]
+
+
+def test_libvlc_is_released_after_the_configured_idle_time() -> None:
+    h = Harness([item("a", 0)], now=T0 - 1, idle_unload_s=30)
+    h.run_until(T0)
+    token = h.core.current.token
+    h.player("playing", token)
+    h.player("ended", token, position=10, length=10)
+    h.run_until(T0 + 29)
+    assert h.of(c.UnloadPlayer) == []
+    h.run_until(T0 + 32)
+    assert len(h.of(c.UnloadPlayer)) == 1
