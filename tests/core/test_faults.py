@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import sqlite3
@@ -383,4 +382,3 @@ def test_fault_storm_keeps_earlier_diagnostics(tmp_path) -> None:
     assert "early_clue" in kinds
     assert kinds.count("record_skipped") <= 20
     assert len(kinds) < 80
-    assert json  # noqa: B018
