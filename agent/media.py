@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
 
@@ -50,22 +51,46 @@ def resolve(content_root: Path, media: str) -> Path:
 
 
 class HashCache:
-    """sha256 results keyed by file identity, so each file is read once per change."""
+    """sha256 results keyed by file identity, so each file is read once per change.
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[int, int, int, int], str] = {}
+    Bounded: every new version of a file adds an entry, so at ``max_entries`` the least recently
+    used one is forgotten (``evictions`` counts them); forgetting costs only a second reading.
+    """
+
+    def __init__(self, max_entries: int = 512) -> None:
+        if max_entries < 1:
+            raise ValueError(f"HashCache max_entries must be at least 1, not {max_entries}")
+        self.max_entries = max_entries
+        self.evictions = 0
+        self._cache: OrderedDict[tuple[int, int, int, int], str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    @staticmethod
+    def _key(path: Path) -> tuple[int, int, int, int]:
+        st = path.stat()
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def cached(self, path: Path) -> bool:
+        """Whether the current version of ``path`` has its digest cached."""
+        return self._key(path) in self._cache
 
     def sha256(self, path: Path) -> str:
-        st = path.stat()
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = self._key(path)
         digest = self._cache.get(key)
-        if digest is None:
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
-            digest = h.hexdigest()
-            self._cache[key] = digest
+        if digest is not None:
+            self._cache.move_to_end(key)
+            return digest
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        digest = h.hexdigest()
+        self._cache[key] = digest
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+            self.evictions += 1
         return digest
 
 
