@@ -36,6 +36,9 @@ MAX_ACK_BYTES = 256 * 1024
 MAX_ACK_RECORDS = 1000
 MAX_SCHEDULE_BYTES = 1024 * 1024
 MAX_REASONS = 50
+# The largest MQTT packet a terminal accepts: the largest document it takes (a schedule) plus room
+# for the topic and MQTT 5 properties. Told to the broker at CONNECT (Maximum-Packet-Size).
+MAX_INCOMING_PACKET = MAX_SCHEDULE_BYTES + 16 * 1024
 
 
 class ProtocolError(ValueError):
@@ -169,7 +172,7 @@ def schedule_ack(
     terminal: str,
     county: str,
     layer: str,
-    version: int,
+    version: int | None,
     status: str,
     reasons: list[str],
     previous_version: int | None,
@@ -363,7 +366,8 @@ SPECS: dict[str, dict[str, F]] = {
         "terminal": ID,
         "county": ID,
         "layer": F(STR, check=_one_of(LAYERS + ("?",))),
-        "version": F(INT, check=_at_least(0)),
+        # null: the document could not be read far enough to know its version
+        "version": F(INT, nullable=True, check=_at_least(1)),
         "status": F(STR, check=_one_of(ACK_STATUSES)),
         "reasons": F(LIST),
         "previous_version": F(INT, nullable=True),

@@ -94,7 +94,7 @@ def sessions_ahead(
     cfg = ctx.cfg
     problems: list[str] = []
     layers: dict[str, Any] = {}
-    store = ScheduleStore(cfg.state_dir)
+    store = ScheduleStore(cfg.state_dir, timezone=cfg.timezone)
     for layer in ("terminal", "county"):
         try:
             doc = store.load(layer)
@@ -250,11 +250,11 @@ def _ts(text: str) -> float:
 
 
 def validate(ctx: Ctx) -> int:
-    from agent.schedule import ScheduleRejected, parse_schedule
+    from agent.schedule import ScheduleRejected, parse_untrusted
 
     args = ctx.args
     try:
-        doc = parse_schedule(_read(args.file), args.file)
+        doc = parse_untrusted(_read(args.file), args.file)
     except ScheduleRejected as exc:
         if ctx.json:
             print(json.dumps({"valid": False, "problems": exc.problems}, ensure_ascii=False))
@@ -278,11 +278,11 @@ def validate(ctx: Ctx) -> int:
 
 def next_cmd(ctx: Ctx) -> int:
     from agent.planner import plan
-    from agent.schedule import ScheduleRejected, parse_schedule
+    from agent.schedule import ScheduleRejected, parse_untrusted
 
     args = ctx.args
     try:
-        doc = parse_schedule(_read(args.file), args.file)
+        doc = parse_untrusted(_read(args.file), args.file, timezone=_station_timezone(ctx))
     except ScheduleRejected as exc:
         print(_("{file}: not valid:").format(file=args.file), file=sys.stderr)
         for problem in exc.problems:
@@ -324,16 +324,29 @@ def next_cmd(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def _station_timezone(ctx: Ctx) -> str | None:
+    """The station's ``timezone`` for a schedule that names none, when its config can be read
+    (``next`` works without one too, e.g. on a technician's laptop)."""
+    if ctx.cfg is not None:
+        return str(ctx.cfg.timezone)
+    from agent.stationctl.lightcfg import NotLight, load_light
+
+    try:
+        return load_light(ctx.args.config).timezone
+    except (NotLight, OSError, ValueError):
+        return None
+
+
 def apply(ctx: Ctx) -> int:
     from agent.schedule import ScheduleStore
 
     args, cfg = ctx.args, ctx.cfg
-    store = ScheduleStore(cfg.state_dir)
+    store = ScheduleStore(cfg.state_dir, timezone=cfg.timezone)
     result = store.apply(
         _read(args.file), args.file, layer=args.layer, terminal=cfg.terminal, county=cfg.county
     )
     if ctx.json:
-        print(json.dumps(result.__dict__, ensure_ascii=False))
+        print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         status = {
             "applied": _("applied"),
@@ -344,7 +357,7 @@ def apply(ctx: Ctx) -> int:
             _("{file}: {layer} schedule version {version}: {status}").format(
                 file=args.file,
                 layer=_layer_name(result.layer),
-                version=result.version,
+                version="?" if result.version is None else result.version,
                 status=status,
             )
         )

@@ -193,7 +193,7 @@ def test_no_temp_files_left_after_apply(tmp_path) -> None:
     store = ScheduleStore(tmp_path)
     store.apply(GOOD, "a")
     names = sorted(p.name for p in store.dir.iterdir())
-    assert names == [".lock", "terminal.json"]
+    assert names == [".lock", "terminal.json", "terminal.version"]
 
 
 # -- config ----------------------------------------------------------------------------------
