@@ -15,9 +15,12 @@ was actually shown (it has ``started_at``) is used.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from agent.store import Record, Store
+
+log = logging.getLogger("agent.attendance")
 
 MAX_ATTENDANCE = 10000
 FINAL = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
@@ -139,7 +142,8 @@ def apply_attendance(runtime: Any, count: int, ref: str | None = None) -> dict[s
             try:
                 listener("record", rec)
             except Exception:
-                pass
+                # The record is committed and queued; a listener only speeds up its sending.
+                log.exception("attendance: listener %r failed for record %s", listener, rec.seq)
     return {
         "message": f"attendance {count} recorded for {rec.title}",
         "record_id": rec.record_id,

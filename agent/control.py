@@ -6,9 +6,15 @@ and every connection is checked again with SO_PEERCRED (uid 0, the agent's own u
 of the admin group), so a loosened mode does not open the door and a refused user gets a clear
 answer instead of silence.
 
-Protocol: JSON lines. Each request is one object ``{"cmd": NAME, ...}`` (an optional ``id`` is
-echoed); each answer is one object ``{"ok": bool, "message": str, "data": {...}, "error": code}``
-(``error`` only when not ok). Commands: ping, status, play, stop, attendance.
+Protocol: JSON lines. Each request is one object ``{"cmd": NAME, ...}`` (an optional ``id``,
+text or a whole number, is echoed); each answer is one object ``{"ok": bool, "message": str,
+"data": {...}, "error": code}`` (``error`` only when not ok). Commands: ping, status, play, stop,
+attendance. Every line gets exactly one answer, whatever it holds (not JSON, nested 30,000 deep,
+not an object...): a bad line is answered ``bad_request`` and the connection goes on.
+
+``agent_busy`` means the core thread did not take the request in time and nothing was done: a
+request it has not begun is cancelled (``Runtime.submit`` for play/stop, ``call_or_nothing`` for
+the rest), one it has begun is waited for, so nothing runs behind the admin's back.
 
 Threads: one server thread accepts; each connection gets a short-lived handler thread (at most
 ``MAX_CLIENTS`` at once) that reaches the core only through ``runtime.call``/``runtime.submit``.
@@ -32,10 +38,14 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.media import MediaError, is_url, resolve
+from agent.safeload import DocumentError, loads_strict_json
 
 log = logging.getLogger("agent.control")
 
@@ -51,6 +61,9 @@ BAD_REQUEST = "bad_request"
 UNKNOWN_COMMAND = "unknown_command"
 BUSY = "agent_busy"
 INTERNAL = "internal"
+BAD_MEDIA = "bad_media"
+BUSY_MESSAGE = "the agent was busy and did not take the request in time; nothing was done"
+MAX_ID = 128  # characters of an echoed request id
 
 
 # -- peer credentials ----------------------------------------------------------------------------
@@ -234,16 +247,21 @@ class ControlServer:
             st = os.stat(self.path)
             if self._inode == (st.st_dev, st.st_ino):
                 os.unlink(self.path)
-        except OSError:
-            pass
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("control socket %s not removed: %s", self.path, exc)
 
     # -- connections -----------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        assert self.sock is not None
+        sock = self.sock
+        if sock is None:
+            log.error("control socket: serve() called before start()")
+            return
         while not self._stop.is_set():
             try:
-                conn, _addr = self.sock.accept()
+                conn, _addr = sock.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -262,8 +280,8 @@ class ControlServer:
         try:
             conn.settimeout(1.0)
             conn.sendall(_encode({"ok": False, "error": code, "message": message, "data": data}))
-        except OSError:
-            pass
+        except OSError as exc:
+            log.debug("control: refusal (%s) not delivered, the client left: %s", code, exc)
         finally:
             conn.close()
 
@@ -292,8 +310,8 @@ class ControlServer:
                         return
                     answer = self.handle_line(line, uid=uid)
                     conn.sendall(_encode(answer))
-        except OSError:
-            pass
+        except OSError as exc:
+            log.debug("control: connection ended: %s", exc)
         finally:
             self._slots.release()
 
@@ -310,28 +328,44 @@ class ControlServer:
         return mode & 0o007 == 0 and mode & 0o060 == 0o060
 
     def handle_line(self, line: bytes, *, uid: int = 0) -> dict[str, Any]:
+        """One request line -> one answer. Never raises: whatever the line holds, the client gets
+        an answer and its connection (and this thread) goes on."""
         try:
-            req = json.loads(line, parse_constant=_no_constants)
-        except (ValueError, UnicodeDecodeError):
-            return _error(BAD_REQUEST, "a request is one JSON object per line")
+            return self._answer(line, uid)
+        except Exception as exc:
+            log.exception("control: request failed (uid %d)", uid)
+            return _error(INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    def _answer(self, line: bytes, uid: int) -> dict[str, Any]:
+        try:
+            req = loads_strict_json(line, "request", MAX_LINE)
+        except DocumentError as exc:
+            return _error(BAD_REQUEST, f"a request is one JSON object per line: {exc.message}")
         if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
-            return _error(BAD_REQUEST, 'a request needs "cmd"')
-        handler = self.handlers.get(req["cmd"])
+            return _error(BAD_REQUEST, 'a request is a JSON object with "cmd"')
+        req_id = req.get("id")
+        if "id" in req and not _plain_id(req_id):
+            return _error(BAD_REQUEST, f'"id" must be text (up to {MAX_ID}) or a whole number')
+        name = req["cmd"]
+        handler = self.handlers.get(name)
         if handler is None:
-            answer = _error(UNKNOWN_COMMAND, f"unknown command {req['cmd']!r}")
+            answer = _error(UNKNOWN_COMMAND, f"unknown command {name[:64]!r}")
         else:
             try:
                 answer = handler(req)
             except TimeoutError:
-                answer = _error(BUSY, "the agent did not answer in time")
+                answer = _error(BUSY, BUSY_MESSAGE)
             except Exception as exc:  # a bad request must not kill the handler silently
-                log.exception("control command %s failed", req["cmd"])
+                log.exception("control command %s failed", name)
                 answer = _error(INTERNAL, f"{type(exc).__name__}: {exc}")
         if "id" in req:
-            answer["id"] = req["id"]
-        if req["cmd"] in ("play", "stop", "attendance"):
-            log.info("control: %s by uid %d: %s", req["cmd"], uid, answer.get("message"))
+            answer["id"] = req_id
+        if name in ("play", "stop", "attendance"):
+            log.info("control: %s by uid %d: %s", name, uid, answer.get("message"))
         return answer
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        return call_or_nothing(self.runtime, fn, self.core_timeout)
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -351,7 +385,7 @@ class ControlServer:
         }
 
     def _status(self, _req: dict[str, Any]) -> dict[str, Any]:
-        snap = self.runtime.call(self.runtime.status_snapshot, timeout=self.core_timeout)
+        snap = self._call(self.runtime.status_snapshot)
         snap.setdefault("pid", os.getpid())
         return {"ok": True, "message": "status", "data": json.loads(json.dumps(snap, default=str))}
 
@@ -379,6 +413,15 @@ class ControlServer:
         title = _opt_str(req, "title")
         if not course and not media:
             return _error(BAD_REQUEST, "play needs a course id or a media path")
+        target = self._call(lambda: play_target(self.runtime.core, course, media))
+        problem = media_problem(self.runtime.cfg.content_dir, target)
+        if problem is not None:
+            return _error(
+                BAD_MEDIA,
+                f"{problem.message}; nothing was played",
+                reason=problem.reason,
+                media=target,
+            )
         return self._submit(PlayCommand(course, media, title, trigger="admin"))
 
     def _stop_cmd(self, _req: dict[str, Any]) -> dict[str, Any]:
@@ -394,9 +437,7 @@ class ControlServer:
             return _error("bad_count", "attendance needs a whole number")
         record = _opt_str(req, "record")
         try:
-            result = self.runtime.call(
-                lambda: apply_attendance(self.runtime, count, record), timeout=self.core_timeout
-            )
+            result = self._call(lambda: apply_attendance(self.runtime, count, record))
         except AttendanceError as exc:
             return {"ok": False, "error": exc.code, "message": exc.message, "data": exc.data}
         return {"ok": True, "message": result["message"], "data": result}
@@ -410,7 +451,63 @@ class ControlServer:
                 lambda: store.add_event(level, "control_socket", message), timeout=None
             )
         except Exception:
-            pass
+            log.warning("control: event %r not logged", message, exc_info=True)
+
+
+def call_or_nothing(runtime: Any, fn: Callable[[], Any], timeout: float) -> Any:
+    """``fn``'s result from the core thread; ``TimeoutError`` means it did not run and never will.
+
+    A plain ``runtime.call`` that times out still runs later; here the core thread first claims
+    the call, and a call not yet claimed when the wait ends is cancelled. One already running is
+    waited for (a core step takes milliseconds), so the answer always says what happened.
+    """
+    claim: Future[None] = Future()
+
+    def once() -> Any:
+        if not claim.set_running_or_notify_cancel():
+            return None  # the caller gave up before the core thread got here
+        return fn()
+
+    fut: Future[Any] = runtime.call(once, timeout=None)
+    try:
+        return fut.result(timeout)
+    except FutureTimeout:
+        if claim.cancel():
+            raise TimeoutError(BUSY_MESSAGE) from None
+    return fut.result()
+
+
+def play_target(core: Any, course_id: str | None, media: str | None) -> str | None:
+    """The media a play request would open, by the core's rule: a course of the running
+    schedule wins over a media path. Core thread only (it reads the schedule)."""
+    if course_id:
+        course = core.find_course(course_id)
+        if course is not None:
+            return str(course.media)
+    return media
+
+
+def media_problem(content_dir: Path, media: str | None) -> MediaError | None:
+    """Why the player would refuse ``media`` (its own check, ``agent.media.resolve``: inside the
+    content folder after symlinks, present, a regular readable file), or None.
+
+    Runs on the asking thread (control client, MQTT link), never on the core thread. The sha256
+    of a course is not checked here (hashing a large video takes seconds); a damaged file is
+    still found when it is opened, and its record ends ``skipped`` ("checksum: ...").
+    """
+    if not media or is_url(media):
+        return None
+    try:
+        resolve(content_dir, media)
+    except MediaError as exc:
+        return exc
+    return None
+
+
+def _plain_id(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_ID
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _opt_str(req: dict[str, Any], key: str) -> str | None:
@@ -424,7 +521,3 @@ def _error(code: str, message: str, **data: Any) -> dict[str, Any]:
 
 def _encode(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")

@@ -8,6 +8,7 @@ are the agent's ``mqtt:`` keys, checked the same way (a key file readable by oth
 from __future__ import annotations
 
 import argparse
+import logging
 import queue
 import threading
 import time
@@ -19,6 +20,8 @@ import paho.mqtt.client as mqtt
 
 from agent.mqtt.config import MqttConfig, TlsConfig, secret_file_problem
 from agent.mqtt.conn import failed, new_client
+
+log = logging.getLogger("county.client")
 
 
 class ToolError(Exception):
@@ -151,8 +154,8 @@ class CountyClient:
         self.connected.set()
 
     def subscribe(self, filters: list[str], timeout: float = 10.0) -> list[Any]:
-        assert self.client is not None
-        rc, mid = self.client.subscribe([(f, 1) for f in filters])
+        client = self._connected_client()
+        rc, mid = client.subscribe([(f, 1) for f in filters])
         if rc != mqtt.MQTT_ERR_SUCCESS:
             raise ToolError(f"subscribe failed: {mqtt.error_string(rc)}")
         deadline = time.monotonic() + timeout
@@ -177,8 +180,7 @@ class CountyClient:
         wait: float | None = 10.0,
     ) -> int:
         """Publish; with ``wait``, block until the PUBACK and fail on an MQTT 5 refusal."""
-        assert self.client is not None
-        info = self.client.publish(topic, payload, qos, retain)
+        info = self._connected_client().publish(topic, payload, qos, retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ToolError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
         if wait is None or qos == 0:
@@ -193,6 +195,11 @@ class CountyClient:
                     return info.mid
             time.sleep(0.005)
         raise ToolError(f"no PUBACK for {topic} within {wait:.0f} s")
+
+    def _connected_client(self) -> mqtt.Client:
+        if self.client is None:
+            raise ToolError(f"{self.client_id}: not connected (call connect() first)")
+        return self.client
 
     def ack(self, msg: Message) -> None:
         """Manual PUBACK (``manual_ack``): only after what the message said is safely stored."""
@@ -210,7 +217,7 @@ class CountyClient:
         if disconnect:
             try:
                 client.disconnect()
-            except Exception:
-                pass
+            except Exception as exc:
+                log.warning("%s: clean disconnect failed: %s", self.client_id, exc)
         client.loop_stop()
         self.connected.clear()

@@ -8,14 +8,17 @@
   stored: only then does the terminal delete them from its outbox.
 - Duplicates are dropped by ``record_id`` (a newer ``rev`` replaces an older one); ``deliveries``
   counts how often one arrived. Events (alarms) are stored by ``msg_id`` the same way.
-- Anything that fails validation is kept in ``rejected`` (and acknowledged): nothing is lost, and
-  a malformed message cannot block the queue.
+- A record or event belongs to the terminal whose topic it came on (the broker's ACL lets each
+  terminal publish only under its own root): its payload must name that terminal, and a
+  ``record_id``/``msg_id`` that another terminal already owns is never stored over.
+- Anything that fails validation or belongs elsewhere is kept in ``rejected`` with the reason
+  (PUBACKed to the broker, never ``record/ack``ed): nothing is lost, and a malformed message
+  cannot block the queue.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import queue
 import sqlite3
@@ -130,74 +133,108 @@ class CollectorDb:
     def store(self, batch: list[tuple[str, str, str, Any]]) -> dict[str, Any]:
         """Commit one batch: ("record"|"event"|"rejected", topic-terminal, topic, obj-or-reason).
 
-        Returns counts and, per (county, terminal), the (record_id, rev) pairs to acknowledge.
+        A record or event belongs to the terminal whose topic it came on: one whose payload names
+        another terminal, or whose ``record_id``/``msg_id`` another terminal already owns, goes
+        to ``rejected`` and is not acknowledged. Returns counts, the rejections as (topic,
+        reason), and per (county, terminal) the (record_id, rev) pairs to acknowledge.
         """
         now = utc_now_text()
         acks: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+        rejected: list[tuple[str, str]] = []
         new = dup = 0
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for kind, _terminal, topic, obj in batch:
+            for kind, terminal, topic, obj in batch:
                 if kind == "rejected":
                     payload, reason = obj
+                else:
+                    payload = p.dumps(obj)
+                    if kind == "event":
+                        reason = self._store_event(obj, terminal, payload, now)
+                    else:
+                        reason, fresh = self._store_record(obj, terminal, payload, now)
+                        if reason is None:
+                            new, dup = new + fresh, dup + (not fresh)
+                            acks[(obj["county"], terminal)].append((obj["record_id"], obj["rev"]))
+                if reason is not None:
                     db.execute(
                         "INSERT INTO rejected(topic, payload, reason, received_at) VALUES(?,?,?,?)",
                         (topic, payload, reason, now),
                     )
-                    continue
-                text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-                if kind == "event":
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO events(msg_id, terminal, county, ts, type, name, "
-                        "state, severity, payload, received_at) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            obj.get("msg_id") or f"{obj['terminal']}:{obj['ts']}:{obj['name']}",
-                            obj["terminal"],
-                            obj["county"],
-                            obj["ts"],
-                            obj.get("type"),
-                            obj.get("name"),
-                            obj.get("state"),
-                            obj.get("severity"),
-                            text,
-                            now,
-                        ),
-                    )
-                    if cur.rowcount == 0:
-                        db.execute(
-                            "UPDATE events SET deliveries = deliveries + 1 WHERE msg_id=?",
-                            (obj.get("msg_id"),),
-                        )
-                    continue
-                values = [obj.get(f) for f in RECORD_FIELDS]
-                cols = ", ".join(RECORD_FIELDS)
-                marks = ", ".join("?" for _ in RECORD_FIELDS)
-                cur = db.execute(
-                    f"INSERT OR IGNORE INTO records({cols}, payload, first_received_at, received_at) "
-                    f"VALUES({marks}, ?, ?, ?)",
-                    [*values, text, now, now],
-                )
-                if cur.rowcount:
-                    new += 1
-                else:
-                    dup += 1
-                    sets = ", ".join(f"{f}=?" for f in RECORD_FIELDS[1:])
-                    db.execute(
-                        f"UPDATE records SET {sets}, payload=?, received_at=? "
-                        "WHERE record_id=? AND rev < ?",
-                        [*values[1:], text, now, obj["record_id"], obj["rev"]],
-                    )
-                    db.execute(
-                        "UPDATE records SET deliveries = deliveries + 1 WHERE record_id=?",
-                        (obj["record_id"],),
-                    )
-                acks[(obj["county"], obj["terminal"])].append((obj["record_id"], obj["rev"]))
+                    rejected.append((topic, reason))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return {"new": new, "duplicates": dup, "acks": acks}
+        return {"new": new, "duplicates": dup, "rejected": rejected, "acks": acks}
+
+    def _store_record(
+        self, obj: dict[str, Any], terminal: str, payload: bytes, now: str
+    ) -> tuple[str | None, bool]:
+        """(why it is rejected or None, whether it is new). Never touches another terminal's row."""
+        problem = _not_from(obj, terminal)
+        if problem:
+            return problem, False
+        rid = obj["record_id"]
+        owner = self.db.execute(
+            "SELECT terminal, county, rev FROM records WHERE record_id=?", (rid,)
+        ).fetchone()
+        text = payload.decode("utf-8")
+        values = [obj.get(f) for f in RECORD_FIELDS]
+        if owner is None:
+            cols = ", ".join(RECORD_FIELDS)
+            marks = ", ".join("?" for _ in RECORD_FIELDS)
+            self.db.execute(
+                f"INSERT INTO records({cols}, payload, first_received_at, received_at) "
+                f"VALUES({marks}, ?, ?, ?)",
+                [*values, text, now, now],
+            )
+            return None, True
+        if (owner[0], owner[1]) != (terminal, obj["county"]):
+            return _owned_by("record_id", rid, owner[1], owner[0]), False
+        if obj["rev"] > owner[2]:
+            sets = ", ".join(f"{f}=?" for f in RECORD_FIELDS[1:])
+            self.db.execute(
+                f"UPDATE records SET {sets}, payload=?, received_at=? WHERE record_id=?",
+                [*values[1:], text, now, rid],
+            )
+        self.db.execute("UPDATE records SET deliveries = deliveries + 1 WHERE record_id=?", (rid,))
+        return None, False
+
+    def _store_event(
+        self, obj: dict[str, Any], terminal: str, payload: bytes, now: str
+    ) -> str | None:
+        """Why it is rejected, or None once stored (or counted as a duplicate)."""
+        problem = _not_from(obj, terminal)
+        if problem:
+            return problem
+        key = obj.get("msg_id") or f"{terminal}:{obj['ts']}:{obj['name']}"
+        owner = self.db.execute(
+            "SELECT terminal, county FROM events WHERE msg_id=?", (key,)
+        ).fetchone()
+        if owner is None:
+            self.db.execute(
+                "INSERT INTO events(msg_id, terminal, county, ts, type, name, "
+                "state, severity, payload, received_at) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (
+                    key,
+                    terminal,
+                    obj["county"],
+                    obj["ts"],
+                    obj.get("type"),
+                    obj.get("name"),
+                    obj.get("state"),
+                    obj.get("severity"),
+                    payload.decode("utf-8"),
+                    now,
+                ),
+            )
+            return None
+        if (owner[0], owner[1]) != (terminal, obj["county"]):
+            return _owned_by("msg_id", key, owner[1], owner[0])
+        self.db.execute("UPDATE events SET deliveries = deliveries + 1 WHERE msg_id=?", (key,))
+        return None
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
@@ -213,6 +250,23 @@ class CollectorDb:
             w.writerow(["" if v is None else v for v in row])
             n += 1
         return n
+
+
+def _not_from(obj: dict[str, Any], terminal: str) -> str | None:
+    """Why a message does not belong to the terminal whose topic it came on, or None."""
+    if obj.get("terminal") != terminal:
+        return (
+            f"the message names terminal {obj.get('terminal')!r} but came on the topic of "
+            f"terminal {terminal!r}"
+        )
+    return None
+
+
+def _owned_by(what: str, key: str, county: str, terminal: str) -> str:
+    return (
+        f"{what} {key} belongs to terminal {terminal} (county {county}); "
+        "not stored over another terminal's data"
+    )
 
 
 def classify(msg: Message, county: str | None) -> tuple[str, str, str, Any]:
@@ -340,9 +394,8 @@ class Collector:
                     log.warning("record/ack not sent (the terminal will send again): %s", exc)
                 self.acks_sent += len(chunk)
             self.on_line(f"stored {len(pairs)} record(s) from {terminal}; record/ack sent")
-        for kind, _terminal, topic, obj in items:
-            if kind == "rejected":
-                self.on_line(f"rejected a message on {topic}: {obj[1][:200]}")
+        for topic, reason in result["rejected"]:
+            self.on_line(f"rejected a message on {topic}: {reason[:200]}")
         for msg in batch:
             cc.ack(msg)
 

@@ -24,7 +24,14 @@ from typing import Any
 
 from agent import __version__
 from agent.mqtt.outbox import RECORDS, Row
-from agent.schedule import ApplyResult
+from agent.schedule import (
+    LAYERS,
+    ApplyResult,
+    ScheduleDoc,
+    ScheduleRejected,
+    read_untrusted,
+    unreadable_alarm,
+)
 from agent.store import Store, utc_now_text
 
 SESSION_KEY = "mqtt.session"
@@ -40,6 +47,7 @@ CREATE TABLE IF NOT EXISTS mqtt_commands (
 );
 """
 COMMANDS_KEPT = 2000  # executed ids remembered (a county tool never reuses one this soon)
+REPLY_TIMEOUT_S = 120.0  # queuing a command's reply waits out a busy core this long
 
 
 class BridgeClosed(Exception):
@@ -49,7 +57,7 @@ class BridgeClosed(Exception):
 @dataclass
 class ScheduleOutcome:
     layer: str
-    version: int
+    version: int | None  # None: the document had no valid version
     status: str  # applied | rejected | stale
     reasons: list[str]
     previous_version: int | None
@@ -193,10 +201,21 @@ class RuntimeBridge:
         return self.runtime.store is None
 
     def call(self, fn: Callable[[], Any], timeout: float | None = None) -> Any:
-        """Run ``fn`` on the core thread; BridgeClosed once the core loop has ended."""
+        """Run ``fn`` on the core thread; BridgeClosed once the core loop has ended.
+
+        ``TimeoutError`` means ``fn`` did not run and never will: a call the core thread has not
+        begun when the wait ends is cancelled; one it has begun is waited for to the end.
+        """
         if self._closed():
             raise BridgeClosed("the agent core has stopped")
-        fut: Future[Any] = self.runtime.call(fn, timeout=None)
+        claim: Future[None] = Future()
+
+        def once() -> Any:
+            if not claim.set_running_or_notify_cancel():
+                return None  # the caller gave up before the core thread got here
+            return fn()
+
+        fut: Future[Any] = self.runtime.call(once, timeout=None)
         limit = self.timeout if timeout is None else timeout
         start = time.monotonic()
         stop_seen: float | None = None
@@ -204,16 +223,20 @@ class RuntimeBridge:
             try:
                 return fut.result(0.2)
             except FutureTimeout:
-                pass
+                pass  # not done yet: look at the core's state, then wait again
             now = time.monotonic()
             if self._closed():
+                claim.cancel()
                 raise BridgeClosed("the agent core has stopped")
             if self.runtime.stop_requested.is_set():
                 stop_seen = stop_seen or now
                 if now - stop_seen > 1.0:
+                    claim.cancel()
                     raise BridgeClosed("the agent is stopping")
-            if now - start > limit:
-                raise TimeoutError(f"the core thread did not answer within {limit:.0f} s")
+            if now - start > limit and claim.cancel():
+                raise TimeoutError(
+                    f"the core thread did not take the call within {limit:.0f} s; nothing was done"
+                )
 
     def attach(self, wake: Callable[[], None], status: Callable[[], dict[str, Any]]) -> None:
         """Wake the link when the outbox grows; put the link's state into the status snapshot."""
@@ -277,20 +300,32 @@ class RuntimeBridge:
     def apply_schedule(
         self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
     ) -> ScheduleOutcome:
-        """Apply, and queue the ack in the outbox (unless it would repeat the last one)."""
-        return self.call(lambda: self._apply(data, layer, source, retained, build_ack))
+        """Read the document here, on the link's thread, then apply it and queue the ack on the
+        core thread (no ack when it would repeat the last one for a retained copy).
+
+        Reading is bounded (``parse_untrusted``: depth, values, time) and happens before the hop,
+        so a hostile document costs the link a moment and the core thread nothing.
+        """
+        parsed = read_untrusted(data, source)
+        return self.call(lambda: self._apply(data, layer, source, retained, build_ack, parsed))
 
     def _apply(
-        self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
+        self,
+        data: bytes,
+        layer: str,
+        source: str,
+        retained: bool,
+        build_ack: Callable[..., Any],
+        parsed: ScheduleDoc | ScheduleRejected,
     ) -> ScheduleOutcome:
         store = self._store()
-        current = _same_as_applied(self.runtime, data, source, layer) if retained else None
+        current = _same_as_applied(self.runtime, parsed, layer) if retained else None
         if current is not None:
             # The retained document we already run, re-delivered on every connect: it *is* the
             # applied version. Say so (once), never apply it again, log nothing.
             res = ApplyResult(layer, current, "applied", [], current)
         else:
-            res = self.runtime.apply_schedule(data, source, layer)
+            res = self.runtime.apply_schedule(data, source, layer, parsed=parsed)
         applied: dict[str, int | None] = {k: None for k in ("terminal", "county")}
         applied.update(self.runtime.schedule_versions())
         status, reasons = res.status, list(res.reasons)
@@ -306,7 +341,7 @@ class RuntimeBridge:
         with store.transaction() as conn:
             store.enqueue(
                 "schedule_ack",
-                f"schedule_ack:{layer}:{res.version}:{status}",
+                f"schedule_ack:{layer}:{_version_id(res.version)}:{status}",
                 "schedule/ack",
                 payload,
                 retain=True,
@@ -314,6 +349,19 @@ class RuntimeBridge:
             )
             store.put(key, said, conn)
         return outcome
+
+    def on_layer_unreadable(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(layer)`` (on the core thread) when the stored document of a schedule
+        layer is found unreadable, so that the link asks the county for that layer again."""
+
+        def listener(kind: str, change: Any) -> None:
+            if kind != "alarm" or change.action != "raised":
+                return
+            layer = (change.detail or {}).get("layer")
+            if layer in LAYERS and change.name == unreadable_alarm(layer):
+                callback(layer)
+
+        self.runtime.listeners.append(listener)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -333,11 +381,28 @@ class RuntimeBridge:
                 msg_id = f"reply:{cmd_id}" if cmd_id else f"reply:anon:{time.time_ns()}"
                 store.enqueue("reply", msg_id, "cmd/reply", reply, conn=conn)
 
-        self.call(run)
+        self.call(run, timeout=max(self.timeout, REPLY_TIMEOUT_S))
 
     def play(self, args: dict[str, Any]) -> CommandResult:
+        """Check the media on this (the link's) thread the way the player will, then play.
+
+        A file the player would refuse (outside the content folder, missing, unreadable) is
+        answered ``bad_media`` here, so the county is never told "playing" for a course that
+        then ends as ``skipped``.
+        """
+        from agent.control import media_problem, play_target
         from agent.core import PlayCommand
 
+        course_id, media = args.get("course_id"), args.get("media")
+        target = self.call(lambda: play_target(self.runtime.core, course_id, media))
+        problem = media_problem(self.cfg.content_dir, target)
+        if problem is not None:
+            return CommandResult(
+                False,
+                f"{problem.message}; nothing was played",
+                {"reason": problem.reason, "media": target},
+                "bad_media",
+            )
         cmd = PlayCommand(
             course_id=args.get("course_id"),
             media=args.get("media"),
@@ -374,21 +439,29 @@ def _reply_result(actions: list[Any]) -> CommandResult:
     return CommandResult(False, "the core gave no answer", {}, "failed")
 
 
-def _same_as_applied(runtime: Any, data: bytes, source: str, layer: str) -> int | None:
-    """The applied version when ``data`` is exactly the applied document of ``layer``."""
-    from agent.schedule import ScheduleRejected, parse_schedule
+def _version_id(version: int | None) -> str:
+    """The version as it appears in an ack's ``msg_id``: ``none`` for a document without one."""
+    return "none" if version is None else str(version)
 
+
+def _same_as_applied(
+    runtime: Any, incoming: ScheduleDoc | ScheduleRejected, layer: str
+) -> int | None:
+    """The applied version when ``incoming`` is exactly the stored document of ``layer``.
+
+    The stored one is read from disk (the agent's own JSON), not taken from memory: when it has
+    become unreadable, the retained copy must be applied again, not waved through.
+    """
+    if isinstance(incoming, ScheduleRejected):
+        return None
     try:
         current = runtime.schedules.load(layer)
-        if current is None:
-            return None
-        incoming = parse_schedule(data, source)
     except ScheduleRejected:
         return None
-    if incoming.version != current.version:
+    if current is None or incoming.version != current.version:
         return None
-    incoming.layer = layer
-    return current.version if incoming.to_json() == current.to_json() else None
+    as_stored = {**incoming.to_json(), "layer": layer}
+    return current.version if as_stored == current.to_json() else None
 
 
 class MemoryBridge:
@@ -494,13 +567,10 @@ class MemoryBridge:
     def apply_schedule(
         self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
     ) -> ScheduleOutcome:
-        from agent.schedule import ScheduleRejected, parse_schedule
-
-        try:
-            doc = parse_schedule(data, source)
-        except ScheduleRejected as exc:
+        doc = read_untrusted(data, source)
+        if isinstance(doc, ScheduleRejected):
             out = ScheduleOutcome(
-                layer, 0, "rejected", exc.problems, None, self.versions, "unsynced"
+                layer, doc.version, "rejected", doc.problems, None, self.versions, "unsynced"
             )
         else:
             prev = self.versions.get(layer)
@@ -520,6 +590,9 @@ class MemoryBridge:
                 "schedule_ack", f"ack:{layer}:{out.version}", "schedule/ack", build_ack(out)
             )
         return out
+
+    def on_layer_unreadable(self, callback: Callable[[str], None]) -> None:
+        """Nothing is stored here, so no layer ever becomes unreadable."""
 
     def command_begin(self, cmd_id: str, cmd: str | None) -> dict[str, Any] | None:
         with self.lock:

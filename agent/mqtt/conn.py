@@ -37,11 +37,16 @@ def new_client(
     default_username: str | None = None,
     persistent: bool = False,
     manual_ack: bool = False,
+    max_packet: int | None = None,
 ) -> tuple[mqtt.Client, dict[str, Any]]:
     """A configured client and the keyword arguments for its ``connect()``.
 
     ``persistent``: the broker keeps the session (subscriptions and queued QoS 1 messages) while
     the client is away: clean_session=False (3.1.1) / clean_start=False with a session expiry (5).
+    ``max_packet``: the largest packet this client accepts (MQTT 5 Maximum-Packet-Size); the
+    broker drops a bigger message for this client instead of sending it, so megabytes never reach
+    a small terminal's memory. MQTT 3.1.1 has no such property: there the broker's own limit
+    (Mosquitto ``max_packet_size``) is the only guard before the bytes arrive.
     Paho's own reconnect is off; the caller decides when to try again.
     """
     v5 = m.protocol == "5"
@@ -68,9 +73,12 @@ def new_client(
     kwargs: dict[str, Any] = {}
     if v5:
         kwargs["clean_start"] = not persistent
+        props = Properties(PacketTypes.CONNECT)
         if persistent:
-            props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = PERSISTENT_SESSION_S
+        if max_packet is not None:
+            props.MaximumPacketSize = max_packet
+        if not props.isEmpty():
             kwargs["properties"] = props
     return client, kwargs
 

@@ -109,6 +109,7 @@ class MqttLink:
         self.last_error: str | None = None
         self.hint: str | None = None  # a likely cause for repeated trouble, for the status
         self.short_lived = 0
+        self.oversize_dropped = 0  # messages over MAX_INCOMING_PACKET that reached us anyway
         self._confirm_ids: list[int] = []
         self._acks: list[tuple[str, int]] = []
         self._retried: list[int] = []
@@ -123,6 +124,7 @@ class MqttLink:
 
     def start(self) -> None:
         self.bridge.attach(self.wake, self.status_dict)
+        self.bridge.on_layer_unreadable(self.ask_for_layer)
         self.thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         self.thread.start()
 
@@ -135,6 +137,10 @@ class MqttLink:
 
     def wake(self) -> None:
         self.events.put(("wake",))
+
+    def ask_for_layer(self, layer: str) -> None:
+        """Have the county's retained schedule of ``layer`` delivered again (any thread)."""
+        self.events.put(("resubscribe", layer))
 
     def status_dict(self) -> dict[str, Any]:
         return dict(self._public)
@@ -154,6 +160,11 @@ class MqttLink:
             put(("puback", gen, mid, rc))
 
         def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            if len(msg.payload) > p.MAX_INCOMING_PACKET:
+                # A broker that ignores our Maximum-Packet-Size (or MQTT 3.1.1, which has none):
+                # let go of the bytes now rather than queue them for parsers that refuse them.
+                put(("oversize", gen, msg.topic, len(msg.payload)))
+                return
             put(("message", gen, msg.topic, msg.payload, bool(msg.retain)))
 
         def on_subscribe(_c: Any, _u: Any, mid: int, codes: Any, _props: Any) -> None:
@@ -222,6 +233,9 @@ class MqttLink:
         if kind == "wake":
             self.policy.wake()
             return
+        if kind == "resubscribe":
+            self._resubscribe(ev[1])
+            return
         if ev[1] != self.gen:
             return  # from a connection we already gave up on
         if kind == "puback":
@@ -233,6 +247,15 @@ class MqttLink:
                 self._confirm_ids.append(row_id)
         elif kind == "message":
             self._on_message(ev[2], ev[3], ev[4])
+        elif kind == "oversize":
+            self.oversize_dropped += 1
+            log.warning(
+                "a %d-byte message on %r was dropped unread: the limit is %d bytes; set the "
+                "broker's max_packet_size (see docs/protocol.md)",
+                ev[3],
+                ev[2],
+                p.MAX_INCOMING_PACKET,
+            )
         elif kind == "connack":
             self._on_connack(ev[2], ev[3])
         elif kind == "disconnect":
@@ -301,7 +324,12 @@ class MqttLink:
         gen = self.gen
         self.connects += 1
         try:
-            client, kwargs = new_client(self.m, self.client_id, default_username=self.terminal)
+            client, kwargs = new_client(
+                self.m,
+                self.client_id,
+                default_username=self.terminal,
+                max_packet=p.MAX_INCOMING_PACKET,
+            )
             self._callbacks(client, gen)
             client.will_set(self.topic_state, self._state_payload(False, "will"), 1, True)
             log.info(
@@ -360,14 +388,8 @@ class MqttLink:
         was_connected = self.state == "connected"
         self.gen += 1  # late events from that client are ignored
         if client is not None:
-            try:
-                client.disconnect()
-            except Exception:
-                pass
-            try:
-                client.loop_stop()
-            except Exception:
-                pass
+            _quietly(client.disconnect, "disconnect of the lost connection")
+            _quietly(client.loop_stop, "stopping paho's thread of the lost connection")
         now = self.mono()
         if self.connected_at is not None:
             lasted = now - self.connected_at
@@ -420,16 +442,11 @@ class MqttLink:
             except Exception:
                 log.exception("clean disconnect failed")
         if client is not None:
-            try:
-                client.loop_stop()
-            except Exception:
-                pass
+            _quietly(client.loop_stop, "stopping paho's thread at shutdown")
         self.client = None
         self.state = "stopped"
-        try:
-            self._flush(force=True)
-        except Exception:
-            pass  # the core is gone; what was not deleted is simply sent again next time
+        # The core may be gone already: what was not deleted is simply sent again next time.
+        _quietly(lambda: self._flush(force=True), "deleting the last confirmed outbox rows")
         self._publish_public()
         log.info("mqtt link stopped")
 
@@ -566,9 +583,8 @@ class MqttLink:
             self.policy.wake()  # the ack is in the outbox now
             if not out.silent:
                 level = logging.INFO if out.status == "applied" else logging.WARNING
-                log.log(
-                    level, "schedule %s v%s: %s %s", layer, out.version, out.status, out.reasons[:3]
-                )
+                version = "without a valid version" if out.version is None else f"v{out.version}"
+                log.log(level, "schedule %s %s: %s %s", layer, version, out.status, out.reasons[:3])
         elif parsed.terminal != self.terminal:
             log.warning("message for another terminal on %r ignored", name)
         elif parsed.suffix == t.CMD:
@@ -588,6 +604,21 @@ class MqttLink:
             self._acks.extend(pairs)
         else:
             log.warning("message on %r ignored", name)
+
+    def _resubscribe(self, layer: str) -> None:
+        """Subscribe to the layer's schedule topic again: the broker then sends its retained
+        copy (MQTT 3.1.1 and 5 alike), as on a new connection. Not connected: the next
+        connection subscribes anyway."""
+        client = self.client
+        if client is None or self.state != "connected":
+            return
+        name = (
+            t.county_schedule(self.county)
+            if layer == "county"
+            else t.topic(self.county, self.terminal, t.SCHEDULE)
+        )
+        log.warning("asking the county for the %s schedule again (subscribing to %s)", layer, name)
+        client.subscribe(name, 1)
 
     def _schedule_ack(self, out: Any) -> dict[str, Any]:
         return p.schedule_ack(
@@ -618,9 +649,18 @@ class MqttLink:
             "last_error": self.last_error,
             "hint": self.hint,
             "heartbeat_seq": self.heartbeat_seq,
+            "oversize_dropped": self.oversize_dropped,
             "record_confirmation": self.m.record_confirmation,
             "outbox": self.policy.snapshot(),
         }
+
+
+def _quietly(fn: Callable[[], Any], what: str) -> None:
+    """Run a best-effort clean-up step; a failure is logged (with what failed), not raised."""
+    try:
+        fn()
+    except Exception as exc:
+        log.warning("mqtt link: %s failed: %s: %s", what, type(exc).__name__, exc)
 
 
 def with_msg_id(payload: str, msg_id: str) -> bytes:

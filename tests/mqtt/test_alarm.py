@@ -3,9 +3,12 @@ persisted and queued for the county like every alarm; never by dropping anything
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.config import load_config
 from agent.mqtt.alarm import ALARM, OutboxAlarm
 from agent.runtime import Runtime
+from agent.store import Store
 from tests.helpers import write_config
 from tests.mqtt.conftest import enqueue_records
 
@@ -45,8 +48,39 @@ def test_outbox_alarm_raises_and_clears(tmp_path):
     assert alarm.active is False
     rows = store.db.execute("SELECT name, cleared_at FROM alarms").fetchall()
     assert rows[0][0] == ALARM and rows[0][1] is not None
-    # after a restart the alarm state comes from the alarms table, not from memory
-    again = OutboxAlarm(rt, messages=10, free_mb=10**9)  # "disk nearly full"
-    again.check()
-    assert again.active is True
+    # After a restart the state comes from the alarms table, not from memory. Inside the
+    # hysteresis band (8 or 9 messages for a bound of 10; no disk limit) only the table can tell
+    # "still raised" from "clear": a fresh alarm must follow it both ways and say nothing new.
+    fill_to(store, cfg.state_dir, 9)
+    events_before = outbox_events(store)
+    cleared = OutboxAlarm(rt, messages=10, free_mb=0)
+    cleared.check()
+    assert cleared.active is False  # the table says cleared: 9 is not enough to raise
+    fill_to(store, cfg.state_dir, 10)
+    cleared.next_check = 0
+    cleared.check()
+    assert cleared.active is True
+    raised_events = outbox_events(store)
+    assert raised_events == events_before + 1
+    fill_to(store, cfg.state_dir, 9)
+    restarted = OutboxAlarm(rt, messages=10, free_mb=0)
+    restarted.check()
+    assert restarted.active is True  # the table says raised: 9 is not low enough to clear
+    assert outbox_events(store) == raised_events  # no second "raised", no false "cleared"
     store.close()
+
+
+def outbox_events(store: Store) -> int:
+    return store.db.execute("SELECT COUNT(*) FROM outbox WHERE kind='event'").fetchone()[0]
+
+
+def fill_to(store: Store, state_dir: Path, depth: int) -> None:
+    """Add or confirm (delete) records until exactly ``depth`` messages wait in the outbox."""
+    have = store.outbox_depth()
+    if have < depth:
+        enqueue_records(state_dir, depth - have, start_seq=1000 + have, prefix=f"F{depth}")
+    for _ in range(have - depth):
+        store.db.execute(
+            "DELETE FROM outbox WHERE id=(SELECT MIN(id) FROM outbox WHERE kind='record')"
+        )
+    assert store.outbox_depth() == depth

@@ -9,10 +9,14 @@ below allows that sweep and nothing else. See docs/performance.md for measured d
 
 from __future__ import annotations
 
+import json
+import queue
 import signal
 import time
 
-from tests.mqtt.conftest import TERMINAL, agent_config, online
+from agent.county.client import CountyClient
+from agent.mqtt import topics as t
+from tests.mqtt.conftest import COUNTY, TERMINAL, agent_config, county_cfg, online
 
 KEEPALIVE = 4
 BROKER_SWEEP_S = 7.0  # Mosquitto 2.0.11's keepalive sweep period + whole-second rounding
@@ -24,6 +28,23 @@ def offline_after(spy, t0: float, timeout: float):
     )
 
 
+def retained_state(broker) -> dict:
+    """What a subscriber that arrives now is given on the terminal's state topic: the retained
+    message, or an AssertionError when the broker keeps none."""
+    cc = CountyClient(county_cfg(broker), f"late-{time.time_ns() % 10**9}")
+    cc.connect()
+    try:
+        cc.subscribe([t.topic(COUNTY, TERMINAL, t.STATE)])
+        try:
+            msg = cc.messages.get(timeout=5)
+        except queue.Empty:
+            raise AssertionError("no retained state message") from None
+    finally:
+        cc.close()
+    assert msg.retain, "a message for a new subscriber that is not flagged retained"
+    return json.loads(msg.payload)
+
+
 def test_sigstop_goes_offline_within_keepalive_and_a_half(tmp_path, broker, spy, agents):
     agent = agents(agent_config(tmp_path, broker, keepalive=KEEPALIVE)).start()
     up = online(spy).obj
@@ -33,7 +54,9 @@ def test_sigstop_goes_offline_within_keepalive_and_a_half(tmp_path, broker, spy,
     waited = will.at - t0
     assert waited <= KEEPALIVE * 1.5 + BROKER_SWEEP_S, f"will after {waited:.2f} s"
     assert will.obj["reason"] == "will" and will.obj["session"] == up["session"]
-    assert will.retain or spy.messages("state")[-1].obj["state"] == "offline"
+    # the will replaced the retained "online": a county view started now sees the terminal offline
+    kept = retained_state(broker)
+    assert (kept["state"], kept["reason"], kept["session"]) == ("offline", "will", up["session"])
     agent.kill(signal.SIGCONT)
     # the thawed agent notices, reconnects with a newer session and says online again
     back = online(spy, after=will.at, timeout=20).obj
@@ -50,3 +73,4 @@ def test_sigkill_goes_offline_at_once(tmp_path, broker, spy, agents):
     assert will.at - t0 < 1.0
     assert will.obj["reason"] == "will"
     assert TERMINAL in will.topic
+    assert retained_state(broker)["state"] == "offline"

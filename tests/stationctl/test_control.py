@@ -38,9 +38,11 @@ class FakeRuntime:
             admin_group=admin_group,
             terminal="t-001",
             county="c-01",
+            content_dir=state.parent / "content",
         )
         self.store = Store(state / "agent.db")
-        self.core: Any = None
+        # No schedule in the stand-in core: a play request names media or an unknown course.
+        self.core: Any = SimpleNamespace(current=None, find_course=lambda _course_id: None)
         self.listeners: list[Any] = []
         self.started_wall = time.time()
         self.submitted: list[object] = []
