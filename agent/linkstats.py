@@ -32,8 +32,10 @@ def jitter(rtts: list[float]) -> float | None:
     return sum(abs(b - a) for a, b in zip(rtts, rtts[1:], strict=False)) / (len(rtts) - 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WindowStats:
+    """The window's figures at one moment; frozen, so it can be handed to other threads."""
+
     cycles: int = 0
     up_cycles: int = 0
     attempts: int = 0
@@ -49,7 +51,10 @@ class WindowStats:
 
 
 class LinkWindow:
-    """Attempts and cycles from the last ``seconds`` (monotonic), oldest dropped first."""
+    """Attempts and cycles from the last ``seconds`` (monotonic), oldest dropped first.
+
+    Owned by one thread (the monitor's); others read the frozen ``WindowStats`` it publishes.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -60,30 +65,40 @@ class LinkWindow:
         self._cycles.append((mono, up))
         for ok, rtt in attempts:
             self._attempts.append((mono, ok, rtt))
-        self._trim(mono)
+        self.expire(mono)
 
-    def _trim(self, mono: float) -> None:
+    def expire(self, mono: float) -> bool:
+        """Drop what has left the window; True when anything did (the figures changed)."""
         limit = mono - self.seconds
+        dropped = False
         while self._cycles and self._cycles[0][0] < limit:
             self._cycles.popleft()
+            dropped = True
         while self._attempts and self._attempts[0][0] < limit:
             self._attempts.popleft()
+            dropped = True
+        return dropped
 
     def stats(self, mono: float) -> WindowStats:
-        self._trim(mono)
-        s = WindowStats(cycles=len(self._cycles), up_cycles=sum(1 for _, up in self._cycles if up))
-        s.attempts = len(self._attempts)
-        s.failures = sum(1 for _, ok, _ in self._attempts if not ok)
-        if s.cycles:
-            s.availability = s.up_cycles / s.cycles
-        if s.attempts:
-            s.loss = s.failures / s.attempts
+        """Figures over the window ending at ``mono``. Not thread-safe: call from the owner only."""
+        self.expire(mono)
+        cycles = len(self._cycles)
+        up_cycles = sum(1 for _, up in self._cycles if up)
+        attempts = len(self._attempts)
+        failures = sum(1 for _, ok, _ in self._attempts if not ok)
         rtts = [r for _, ok, r in self._attempts if ok and r is not None]
         ordered = sorted(rtts)
-        s.rtt_p50_ms = percentile(ordered, 50)
-        s.rtt_p95_ms = percentile(ordered, 95)
-        s.jitter_ms = jitter(rtts)
-        return s
+        return WindowStats(
+            cycles=cycles,
+            up_cycles=up_cycles,
+            attempts=attempts,
+            failures=failures,
+            availability=up_cycles / cycles if cycles else None,
+            loss=failures / attempts if attempts else None,
+            rtt_p50_ms=percentile(ordered, 50),
+            rtt_p95_ms=percentile(ordered, 95),
+            jitter_ms=jitter(rtts),
+        )
 
 
 class SummaryBuilder:

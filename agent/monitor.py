@@ -1,11 +1,16 @@
 """The probe runner: probes on their intervals, on a small worker pool, each with a deadline.
 
 Threads: one scheduler thread ("probe-monitor") that owns all state (latest samples, link window,
-health machines, summary builder) and calls ``emit``; ``cfg.workers`` worker threads that only
-call ``probe.collect(deadline)``. A probe that overruns its deadline is reported as failed at the
-deadline, its worker is written off and replaced (up to a cap), and that probe is not started
-again until the stuck call returns; so one hung probe costs one thread, never the others' turns,
-and never the caller's.
+health machines, runner counters, summary builder) and calls ``emit``; ``cfg.workers`` worker
+threads that only call ``probe.collect(deadline)``. A probe that overruns its deadline is reported
+as failed at the deadline, its worker is written off and replaced (up to a cap), and that probe is
+not started again until the stuck call returns; so one hung probe costs one thread, never the
+others' turns, and never the caller's.
+
+Other threads (the core's heartbeat and status) never touch the scheduler's state: after each
+change it publishes a frozen ``MonitorView``, and ``summary()``, ``snapshot()`` and ``latest()``
+read only the latest one (a single reference read). A reader can neither see a half-updated
+window nor break the scheduler's iteration over it ("deque mutated during iteration").
 
 The monitor does not touch SQLite: alarm changes and summaries go out through ``emit`` and the
 core thread persists them (see ``agent.alarms``).
@@ -18,14 +23,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from agent.clock import Clock, SystemClock
 from agent.health import HealthEngine
-from agent.linkstats import LinkWindow, SummaryBuilder
+from agent.linkstats import LinkWindow, SummaryBuilder, WindowStats
 from agent.probes import Probe, ProbesConfig, Roots, build_probes
 from agent.probes.base import Sample
 from agent.probes.cec import CecSample
@@ -57,6 +63,17 @@ class _Job:
 
 class _Stop:
     pass
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """What the monitor thread last published: read-only, safe to hold on any thread."""
+
+    latest: Mapping[str, Sample]
+    window: WindowStats
+    alarms: Mapping[str, float]
+    runner: Mapping[str, Mapping[str, int]]
+    written_off: int
 
 
 _STOP = _Stop()
@@ -95,10 +112,10 @@ class Monitor:
                 cfg, roots, tcp_targets=tcp_targets, dns_names=dns_names, disk_paths=disk_paths
             )
         )
-        self.health = HealthEngine(cfg.alarms, cfg.mode)
+        self._health = HealthEngine(cfg.alarms, cfg.mode)
         for name, raised_at in (active_alarms or {}).items():
-            self.health.restore(name, raised_at)
-        self.window = LinkWindow(cfg.window_minutes * 60.0)
+            self._health.restore(name, raised_at)
+        self._window = LinkWindow(cfg.window_minutes * 60.0)
         self.tracker = ShutdownTracker(shutdown_marker) if shutdown_marker else None
         self._lock = threading.Lock()
         self._latest: dict[str, Sample] = {}
@@ -115,6 +132,7 @@ class Monitor:
         self._hung: list[_Job] = []
         self._summary: SummaryBuilder | None = None
         self._summary_due = 0.0
+        self._view = self._build_view(self.clock.monotonic())
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -214,6 +232,8 @@ class Monitor:
                     self._write_off(job)
             if now >= self._summary_due:
                 self._flush_summary(now)
+            if self._window.expire(now):
+                self._publish(now)
             wait = min([*due.values(), self._summary_due]) - self.clock.monotonic()
             pending = [j.deadline + DEADLINE_GRACE for j in running.values() if not j.written_off]
             if pending:
@@ -232,7 +252,9 @@ class Monitor:
                     job, sample = self._results.get_nowait()
                 except queue.Empty:
                     break
+            self._publish(self.clock.monotonic())
         self._flush_summary(self.clock.monotonic())
+        self._publish(self.clock.monotonic())
 
     def _write_off(self, job: _Job) -> None:
         """The probe overran: report it failed now and put a fresh worker in its place."""
@@ -251,6 +273,7 @@ class Monitor:
         if self._written_off < MAX_WRITTEN_OFF:
             self._written_off += 1
             self._spawn_worker()
+        self._publish(self.clock.monotonic())
 
     def _handle(self, probe: Probe, sample: Sample) -> None:
         now, mono = self.clock.wall(), self.clock.monotonic()
@@ -258,16 +281,15 @@ class Monitor:
         stats["runs"] += 1
         if not sample.ok:
             stats["errors"] += 1
-        with self._lock:
-            self._latest[probe.name] = sample
-        changes = self.health.sample(sample, now, mono)
+        self._latest[probe.name] = sample
+        changes = self._health.sample(sample, now, mono)
         link = self._link_cycle(sample)
         if link is not None:
             up, attempts = link
-            self.window.add_cycle(mono, up, attempts)
+            self._window.add_cycle(mono, up, attempts)
             if self._summary is not None:
                 self._summary.add_cycle(mono, up, attempts)
-            changes += self.health.window(self.window.stats(mono), now, mono)
+            changes += self._health.window(self._window.stats(mono), now, mono)
         if self._summary is not None:
             if isinstance(sample, DvbSample) and sample.present and not sample.skipped:
                 self._summary.add_lock(mono, sample.has_lock)
@@ -311,21 +333,40 @@ class Monitor:
         except Exception:  # the consumer's bug must not stop the monitoring
             log.exception("emit(%s) failed", kind)
 
-    # -- views -----------------------------------------------------------------------------
+    # -- publishing (monitor thread) -------------------------------------------------------
+
+    def _build_view(self, mono: float) -> MonitorView:
+        return MonitorView(
+            latest=MappingProxyType(dict(self._latest)),
+            window=self._window.stats(mono),
+            alarms=MappingProxyType(self._health.active()),
+            runner=MappingProxyType(
+                {name: MappingProxyType(dict(c)) for name, c in self._stats.items()}
+            ),
+            written_off=self._written_off,
+        )
+
+    def _publish(self, mono: float) -> None:
+        """Replace the published view; readers keep whichever one they already hold."""
+        self._view = self._build_view(mono)
+
+    # -- views (any thread: they read only the published view) -----------------------------
+
+    @property
+    def view(self) -> MonitorView:
+        return self._view
 
     def latest(self, name: str) -> Sample | None:
-        with self._lock:
-            return self._latest.get(name)
+        return self._view.latest.get(name)
 
     def summary(self) -> dict[str, Any]:
         """A small dict for the heartbeat (well under 1 KB as JSON)."""
-        with self._lock:
-            latest = dict(self._latest)
+        view = self._view
+        latest, stats = view.latest, view.window
         out: dict[str, Any] = {"mode": self.cfg.mode}
-        stats = self.window.stats(self.clock.monotonic())
         if self.cfg.mode == "telecom":
             link = "unknown"
-            if "link_down" in self.health.active():
+            if "link_down" in view.alarms:
                 link = "down"
             elif stats.cycles:
                 link = "up" if stats.up_cycles else "down"
@@ -365,22 +406,20 @@ class Monitor:
         clock = latest.get("clocksync")
         if isinstance(clock, ClockSyncSample) and clock.synced is not None:
             out["clock"] = "synced" if clock.synced else "unsynced"
-        out["alarms"] = sorted(self.health.active())
+        out["alarms"] = sorted(view.alarms)
         return out
 
     def snapshot(self) -> dict[str, Any]:
         """Everything we know, for the retained ``status`` message and ``stationctl status``."""
-        with self._lock:
-            latest = dict(self._latest)
-        mono = self.clock.monotonic()
+        view = self._view
         return {
             "mode": self.cfg.mode,
-            "probes": {name: _plain(sample) for name, sample in latest.items()},
-            "link_window": self.window.stats(mono).to_dict(),
-            "alarms": self.health.active(),
+            "probes": {name: _plain(sample) for name, sample in view.latest.items()},
+            "link_window": view.window.to_dict(),
+            "alarms": dict(view.alarms),
             "runner": {
-                "stats": {k: dict(v) for k, v in self._stats.items()},
-                "workers_written_off": self._written_off,
+                "stats": {k: dict(v) for k, v in view.runner.items()},
+                "workers_written_off": view.written_off,
             },
         }
 

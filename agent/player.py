@@ -1,21 +1,31 @@
 """Player adapter over python-vlc. All libvlc calls happen on one worker thread.
 
 Why a worker thread: libvlc calls (stop in particular) can block, and the core must never block.
-VLC's own callbacks run on VLC threads; they only hand an event to ``post`` and return, since
-calling back into libvlc from a callback can deadlock.
+VLC's own callbacks run on VLC threads; calling back into libvlc from one can deadlock (a getter
+waits for the lock that ``stop`` holds while it joins the very thread running the callback). So a
+callback does one thing: it puts a notice, tagged with the media it belongs to, on the worker's
+queue. The worker alone owns the player state: it drops a notice whose tag is not the current
+media's (the late end of the previous file), changes state and reads position and length.
 
 libvlc is imported only when a course is near (``load``) and released after a while idle, which
 keeps the idle agent small (python-vlc pulls in libvlc and its plugin cache).
 
-Events posted (all ``PlayerEvent``): ``ready`` (prerolled, paused at the start position),
-``playing``, ``progress`` (position/length, about twice a second), ``ended``, ``error``,
-``stopped``, ``loaded``/``unloaded``.
+Events posted (all ``PlayerEvent``, all from the worker thread): ``ready`` (prerolled, paused at
+the start position), ``playing``, ``progress`` (position/length, about twice a second), ``ended``,
+``error``, ``stopped``, ``loaded``/``unloaded``.
+
+The end of a file: VLC reports it when its input has read and decoded everything, which with an
+output that does not drain its buffer (the dummy one; measured with libvlc 3.0 and a WAV) is up to
+the input caching (1 s by default) before the media clock reaches the end. The worker then holds
+``ended`` until the media clock would have got there, so a completed course is counted for its
+whole length; an output that drains (ALSA) reports the end at the end and nothing is held.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +35,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.5
+DEFAULT_CACHING_S = 1.0  # libvlc 3.0's input caching when no --*-caching option is given
+TAIL_MARGIN_S = 0.5  # how far past the caching an early end may still be a buffered tail
+
+MediaTag = tuple[str, int]  # (the core's token, the worker's serial for one media player)
 
 
 @dataclass
@@ -38,6 +52,16 @@ class PlayerEvent:
     detail: str = ""
 
 
+def caching_seconds(options: list[str]) -> float:
+    """The largest input caching in libvlc options (``--file-caching=1500`` is 1.5 s)."""
+    found = [
+        int(m.group(1)) / 1000.0
+        for opt in options
+        if (m := re.fullmatch(r"--(?:file|network|live|disc)-caching=(\d+)", opt))
+    ]
+    return max(found, default=DEFAULT_CACHING_S)
+
+
 class VlcPlayer:
     """Owns one libvlc instance and one media player, driven by commands from the core."""
 
@@ -47,16 +71,26 @@ class VlcPlayer:
         self.options = list(options)
         self.post = post
         self.volume = volume
+        self.max_tail_s = caching_seconds(self.options) + TAIL_MARGIN_S
         self._cmds: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="player", daemon=True)
+        # Everything below belongs to the worker thread.
         self._vlc: Any = None
         self._instance: Any = None
         self._mp: Any = None
         self._token = ""
-        self._state = "idle"  # idle | prerolling | ready | playing
+        self._serial = 0
+        self._tag: MediaTag | None = None  # the current media player's tag; None when none
+        self._state = "idle"  # idle | prerolling | ready | playing | draining
         self._start_requested = False
+        # When the start was asked for: a "playing" notice from before it is the preroll's.
+        self._start_mono = 0.0
+        self._start_at = 0.0  # the position asked for (a resumed course)
         self._pending_start: str | None = None  # start arrived before its preroll
         self._last_progress = 0.0
+        self._clock_base: tuple[float, float] | None = None  # (mono, position) at "playing"
+        self._drain_until: float | None = None
+        self.stale_notices = 0  # VLC notices dropped because their media was no longer current
         self.last_alive = time.monotonic()  # the worker's own heartbeat, for hang detection
         self.busy_since: float | None = None
         self._stop = False
@@ -99,17 +133,19 @@ class VlcPlayer:
 
     # -- worker ----------------------------------------------------------------------------
 
-    def _emit(self, kind: str, detail: str = "", token: str | None = None) -> None:
+    def _emit(
+        self,
+        kind: str,
+        detail: str = "",
+        token: str | None = None,
+        at: tuple[float, float] | None = None,
+    ) -> None:
+        """Post an event with the position read now; ``at`` is (wall, mono) when it happened."""
         pos, length = self._position()
+        wall, mono = at if at is not None else (time.time(), time.monotonic())
         self.post(
             PlayerEvent(
-                token if token is not None else self._token,
-                kind,
-                time.time(),
-                time.monotonic(),
-                pos,
-                length,
-                detail,
+                token if token is not None else self._token, kind, wall, mono, pos, length, detail
             )
         )
 
@@ -121,11 +157,17 @@ class VlcPlayer:
         length = mp.get_length()
         return (max(t, 0) / 1000.0, max(length, 0) / 1000.0)
 
+    def _wait_s(self) -> float:
+        """How long the worker may sleep on its queue: until the next progress or end of a drain."""
+        if self._drain_until is None:
+            return PROGRESS_INTERVAL_S
+        return max(0.0, min(PROGRESS_INTERVAL_S, self._drain_until - time.monotonic()))
+
     def _run(self) -> None:
         while not self._stop:
             self.last_alive = time.monotonic()
             try:
-                cmd, args = self._cmds.get(timeout=PROGRESS_INTERVAL_S)
+                cmd, args = self._cmds.get(timeout=self._wait_s())
             except queue.Empty:
                 cmd, args = "", ()
             self.last_alive = time.monotonic()
@@ -135,19 +177,29 @@ class VlcPlayer:
             try:
                 if cmd:
                     getattr(self, f"_do_{cmd}")(*args)
-                if self._state == "playing":
-                    now = time.monotonic()
-                    if now - self._last_progress >= PROGRESS_INTERVAL_S:
-                        self._last_progress = now
-                        self._emit("progress")
+                self._tick()
             except Exception as exc:  # a libvlc failure must become an event, not a dead thread
                 log.exception("player command %s failed", cmd)
                 self._state = "idle"
+                self._drain_until = None
                 self._emit("error", f"{type(exc).__name__}: {exc}")
             finally:
                 self.busy_since = None
         self._release_player()
         self._release_instance()
+
+    def _tick(self) -> None:
+        """Timed work between commands: the end of a drain, progress while playing."""
+        now = time.monotonic()
+        if self._state == "draining" and self._drain_until is not None and now >= self._drain_until:
+            self._finish_drain()
+            return
+        if (
+            self._state in ("playing", "draining")
+            and now - self._last_progress >= PROGRESS_INTERVAL_S
+        ):
+            self._last_progress = now
+            self._emit("progress")
 
     def _do_load(self) -> None:
         if self._instance is not None:
@@ -168,6 +220,10 @@ class VlcPlayer:
         self.post(PlayerEvent("", "unloaded", time.time(), time.monotonic()))
 
     def _release_player(self) -> None:
+        """Stop and free the media player; its notices still queued become stale."""
+        self._tag = None
+        self._drain_until = None
+        self._clock_base = None
         if self._mp is not None:
             try:
                 self._mp.stop()
@@ -189,7 +245,11 @@ class VlcPlayer:
         self._release_player()
         vlc = self._vlc
         self._token = token
+        self._serial += 1
+        tag: MediaTag = (token, self._serial)
         self._start_requested = not paused
+        self._start_mono = time.monotonic()
+        self._start_at = start_at
         media = (
             self._instance.media_new(mrl) if "://" in mrl else self._instance.media_new_path(mrl)
         )
@@ -203,12 +263,12 @@ class VlcPlayer:
         mp.audio_set_volume(self.volume)
         events = mp.event_manager()
         et = vlc.EventType
-        # Callbacks run on VLC's threads: post and return, nothing else.
-        events.event_attach(et.MediaPlayerPlaying, self._on_playing, token)
-        events.event_attach(et.MediaPlayerPaused, self._on_paused, token)
-        events.event_attach(et.MediaPlayerEndReached, self._on_end, token)
-        events.event_attach(et.MediaPlayerEncounteredError, self._on_error, token)
+        events.event_attach(et.MediaPlayerPlaying, self._on_playing, tag)
+        events.event_attach(et.MediaPlayerPaused, self._on_paused, tag)
+        events.event_attach(et.MediaPlayerEndReached, self._on_end, tag)
+        events.event_attach(et.MediaPlayerEncounteredError, self._on_error, tag)
         self._mp = mp
+        self._tag = tag
         self._state = "prerolling" if paused else "playing"
         if mp.play() == -1:
             raise RuntimeError(f"libvlc refused to play {mrl}")
@@ -226,6 +286,7 @@ class VlcPlayer:
             self._pending_start = token  # its preroll is still on the way (media check)
             return
         self._start_requested = True
+        self._start_mono = time.monotonic()
         self._state = "playing"
         self._mp.set_pause(0)
 
@@ -243,37 +304,80 @@ class VlcPlayer:
         if self._mp is not None:
             self._mp.audio_set_volume(volume)
 
-    # -- VLC callbacks (VLC threads) -------------------------------------------------------
+    # -- VLC notices, handled on the worker --------------------------------------------------
 
-    def _on_playing(self, _event: Any, token: str) -> None:
-        if self._start_requested:
-            self.post(PlayerEvent(token, "playing", time.time(), time.monotonic()))
+    def _do_vlc(self, kind: str, tag: MediaTag, wall: float, mono: float) -> None:
+        if tag != self._tag or self._mp is None:
+            self.stale_notices += 1
+            log.debug("dropped a late %s notice for %s (current %s)", kind, tag, self._tag)
+            return
+        if kind == "playing":
+            self._vlc_playing(wall, mono)
+        elif kind == "paused":
+            if not self._start_requested and self._state == "prerolling":
+                self._state = "ready"
+                self._emit("ready", at=(wall, mono))
+        elif kind == "ended":
+            self._vlc_ended(mono)
+        elif kind == "error":
+            self._state = "idle"
+            self._drain_until = None
+            self._emit("error", "VLC could not open or decode the media", at=(wall, mono))
 
-    def _on_paused(self, _event: Any, token: str) -> None:
-        if not self._start_requested:
-            self.post(PlayerEvent(token, "ready", time.time(), time.monotonic()))
+    def _vlc_playing(self, wall: float, mono: float) -> None:
+        # With :start-paused VLC says "playing" before it pauses: only a requested start counts.
+        if not self._start_requested or mono < self._start_mono:
+            return
+        self._state = "playing"
+        pos, _ = self._position()
+        # Right after a start VLC may still say 0 for a course resumed further on.
+        self._clock_base = (mono, max(pos, self._start_at))
+        self._emit("playing", at=(wall, mono))
 
-    def _on_end(self, _event: Any, token: str) -> None:
+    def _vlc_ended(self, mono: float) -> None:
+        pos, length = self._position()
+        tail = self._buffered_tail(mono, pos, length)
+        if tail > 0:
+            self._state = "draining"
+            self._drain_until = mono + tail
+            return
         self._state = "idle"
-        pos, length = self._position_safe()
-        self.post(PlayerEvent(token, "ended", time.time(), time.monotonic(), pos, length))
+        self._emit("ended")
 
-    def _on_error(self, _event: Any, token: str) -> None:
+    def _buffered_tail(self, mono: float, pos: float, length: float) -> float:
+        """Seconds the media clock still lacked when VLC reported the end (see module doc).
+
+        The clock is judged by the later of two readings: VLC's own time, and the time since
+        "playing" at normal rate (VLC's time lags by a fraction of a second). A gap larger than
+        the input caching is not a buffered tail but a file shorter than its header says: no hold.
+        """
+        if length <= 0 or self._clock_base is None:
+            return 0.0
+        base_mono, base_pos = self._clock_base
+        clock = max(pos, base_pos + (mono - base_mono))
+        gap = length - clock
+        return gap if 0.0 < gap <= self.max_tail_s else 0.0
+
+    def _finish_drain(self) -> None:
+        _, length = self._position()
         self._state = "idle"
-        self.post(
-            PlayerEvent(
-                token,
-                "error",
-                time.time(),
-                time.monotonic(),
-                detail="VLC could not open or decode the media",
-            )
-        )
+        self._drain_until = None
+        now = (time.time(), time.monotonic())
+        self.post(PlayerEvent(self._token, "ended", now[0], now[1], length, length))
 
-    def _position_safe(self) -> tuple[float, float]:
-        # Reading time/length from a callback is a plain getter on the player; it takes no
-        # lock that the callback's own thread holds (unlike stop/release).
-        try:
-            return self._position()
-        except Exception:  # noqa: BLE001
-            return 0.0, 0.0
+    # -- VLC callbacks (VLC threads): post a tagged notice and return, nothing else --------
+
+    def _notice(self, kind: str, tag: MediaTag) -> None:
+        self._cmds.put(("vlc", (kind, tag, time.time(), time.monotonic())))
+
+    def _on_playing(self, _event: Any, tag: MediaTag) -> None:
+        self._notice("playing", tag)
+
+    def _on_paused(self, _event: Any, tag: MediaTag) -> None:
+        self._notice("paused", tag)
+
+    def _on_end(self, _event: Any, tag: MediaTag) -> None:
+        self._notice("ended", tag)
+
+    def _on_error(self, _event: Any, tag: MediaTag) -> None:
+        self._notice("error", tag)

@@ -212,3 +212,21 @@ def test_schedule_file_dropped_into_the_inbox_is_applied_or_rejected(agent, tmp_
     reason = (inbox / "rejected" / "bad.yaml.reason.txt").read_text()
     assert "items[0].course" in reason and "required" in reason
     assert a.rt.call(lambda: a.rt.schedule_versions()) == {"terminal": 5}
+
+
+def test_played_seconds_of_a_completed_wav_is_its_length(agent) -> None:
+    """Prerolled (scheduled) and cold (on-demand) starts both count the whole media, no more."""
+    from agent.core import PlayCommand, Reply
+
+    a = agent()
+    write_wav(a.cfg.content_dir / "three.wav", 3.0, tone_hz=440)
+    write_wav(a.cfg.content_dir / "two.wav", 2.0, tone_hz=440)
+    apply_schedule(a.cfg.state_dir, schedule(1, [one_off("s3", time.time() + 2.5, "three.wav")]))
+    a.start()
+    (scheduled,) = a.final()
+    acts = a.rt.submit(PlayCommand(None, "two.wav", "On demand", "admin"))
+    assert next(x for x in acts if isinstance(x, Reply)).ok
+    on_demand = next(r for r in a.final(2) if r.record_id != scheduled.record_id)
+    for rec, length in ((scheduled, 3.0), (on_demand, 2.0)):
+        assert rec.outcome == "completed", rec
+        assert rec.played_seconds == pytest.approx(length, abs=0.3), (rec.title, rec)
