@@ -172,11 +172,12 @@ class LastKnownGood:
             self.value = 0.0
         return self.value
 
-    def save(self, wall: float) -> None:
-        if wall <= self.value:
+    def save(self, value: float) -> None:
+        """Write ``value`` (the core decides by ``next_lkg``; a synced clock may lower it)."""
+        if value == self.value:
             return
-        atomic_write(self.path, f"{wall:.3f}\n".encode())
-        self.value = wall
+        atomic_write(self.path, f"{value:.3f}\n".encode())
+        self.value = value
 
 
 def plausible(wall: float, lkg: float) -> bool:
@@ -184,9 +185,39 @@ def plausible(wall: float, lkg: float) -> bool:
 
 
 def clock_state(wall: float, lkg: float, synced: bool | None) -> str:
+    """A synchronised clock is authoritative; the last-known-good time only judges the others."""
+    if synced and wall >= RELEASE_EPOCH:
+        return SYNCED
     if not plausible(wall, lkg):
         return IMPLAUSIBLE
-    return SYNCED if synced else UNSYNCED
+    return UNSYNCED
+
+
+def next_lkg(
+    lkg: float,
+    anchor: float,
+    elapsed_s: float,
+    wall: float,
+    synced: bool | None,
+    max_step_s: float,
+) -> float:
+    """The last-known-good time, given the clock now.
+
+    ``anchor`` is the last value that was trusted (loaded at start, or set by a synchronised
+    clock) and ``elapsed_s`` the monotonic time since then. A synchronised clock sets the value
+    outright, lower or higher. An unsynchronised clock may raise it, never lower it, and never
+    past the anchor plus the real elapsed time plus ``max_step_s``: a wrong future reading (an RTC
+    saying 2036) then holds a corrected clock for at most that step. An implausible reading
+    changes nothing.
+    """
+    if synced and wall >= RELEASE_EPOCH:
+        return wall
+    if not plausible(wall, lkg):
+        return lkg
+    if not anchor:
+        return max(lkg, wall)
+    ceiling = anchor + max(0.0, elapsed_s) + max_step_s
+    return max(lkg, min(wall, ceiling))
 
 
 def boot_id(proc_root: Path = Path("/proc")) -> str:

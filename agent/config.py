@@ -61,6 +61,15 @@ class PlaybackConfig:
 
 
 @dataclass
+class ClockConfig:
+    """How far an unsynchronised clock is trusted."""
+
+    # An unsynchronised clock may push the last-known-good time at most this far beyond the
+    # time really elapsed; a synchronised clock is always believed.
+    max_lkg_step_hours: float = field(default=1.0, metadata={"check": between(0.05, 24 * 31)})
+
+
+@dataclass
 class AgentConfig(StationLayout):
     terminal: str = field(metadata={"check": check_id})
     county: str = field(metadata={"check": check_id})
@@ -83,6 +92,7 @@ class AgentConfig(StationLayout):
     )
     vlc: VlcConfig = field(default_factory=VlcConfig)
     playback: PlaybackConfig = field(default_factory=PlaybackConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     mqtt: MqttConfig | None = None
     source: Path = field(default=Path("<config>"), init=False)

@@ -13,10 +13,11 @@ skipped (media missing/damaged) or missed (not played, with the reason).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.clock import IMPLAUSIBLE, Clock, clock_state
+from agent.clock import IMPLAUSIBLE, Clock, clock_state, next_lkg
 from agent.media import is_url
 from agent.planner import LAYER_RANK, Occurrence, Plan, plan
 from agent.schedule import Course, ScheduleDoc
@@ -49,6 +50,9 @@ class CoreSettings:
     restart_process_after: int = 6  # errors in a row -> exit so systemd restarts us
     max_player_restarts: int = 5  # per boot
     process_restarts_left: int = 2  # per boot (the runtime counts them on disk)
+    # How far an unsynchronised clock may push the last-known-good time beyond what has really
+    # elapsed (monotonic) since it was last set: a wrong future clock cannot run away with it.
+    max_lkg_step_s: float = 3600.0
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -66,8 +70,9 @@ class ClockJump:
 
 @dataclass
 class ClockSync:
+    """The kernel's word on the clock (read every minute and at every jump)."""
+
     synced: bool | None
-    lkg: float
 
 
 @dataclass
@@ -276,15 +281,23 @@ class Core:
         self.durations = dict(durations or {})  # course id -> media length learned from plays
         self.next_seq = next_seq
         self.lkg = lkg
+        # The last trusted value of ``lkg`` and when it was trusted (see ``next_lkg``).
+        self.lkg_anchor, self.lkg_anchor_mono = lkg, clock.monotonic()
         self.synced = synced
         now = clock.wall()
         # Occurrences before this instant are not ours to report as missed (first install,
         # or the time the agent was last known to be running).
         self.responsible_since = responsible_since if responsible_since else now
+        if synced is not True and lkg and now - lkg > settings.max_lkg_step_s:
+            # An unverified clock far past the last time known good: what lies between is
+            # unknown, so none of it is reported as missed.
+            self.responsible_since = now
+        self._advance_lkg()
         self.started_wall = now
         self.jumps: list[tuple[float, float]] = []
         self.current: Session | None = None
         self.prerolled: Session | None = None
+        self.cold_start_key: str | None = None  # its preroll failed: open it at the slot
         self._plan: Plan | None = None
         self._plan_window = (0.0, 0.0)
         self._held_reason: str | None = None
@@ -316,7 +329,7 @@ class Core:
                 self._player_hung(event, out)
             case ClockSync():
                 self.synced = event.synced
-                self.lkg = max(self.lkg, event.lkg)
+                self._advance_lkg()
             case ScheduleChanged():
                 self.layers = dict(event.layers)
                 self.since.update(event.since)
@@ -331,6 +344,22 @@ class Core:
                 raise TypeError(f"unknown event {event!r}")
         return out
 
+    def restore_alarms(self, open_alarms: Iterable[str]) -> list[Action]:
+        """Take over the core's alarms left open by the previous run, and re-judge each.
+
+        ``playback_failing`` stays raised until a course completes (its condition is only known
+        then). ``player_restarted`` and ``media_quarantined`` describe the previous process (its
+        libvlc instance, its in-memory quarantine): that is gone, so they are cleared now.
+        """
+        out: list[Action] = []
+        for name in open_alarms:
+            if name == "playback_failing":
+                self.active_alarms.add(name)
+            elif name in ("player_restarted", "media_quarantined"):
+                self.active_alarms.add(name)
+                self._clear(name, out, reason="the agent restarted; a fresh start cleared it")
+        return out
+
     def interrupt_current(self, reason: str) -> list[Action]:
         """On a clean stop: close what is playing as interrupted (it resumes at the next start)."""
         out: list[Action] = []
@@ -341,6 +370,20 @@ class Core:
 
     def clock_state(self) -> str:
         return clock_state(self.clock.wall(), self.lkg, self.synced)
+
+    def _advance_lkg(self) -> None:
+        """Move the last-known-good time by the rules in ``agent.clock.next_lkg``."""
+        mono = self.clock.monotonic()
+        self.lkg = next_lkg(
+            self.lkg,
+            self.lkg_anchor,
+            mono - self.lkg_anchor_mono,
+            self.clock.wall(),
+            self.synced,
+            self.s.max_lkg_step_s,
+        )
+        if self.clock_state() == "synced":
+            self.lkg_anchor, self.lkg_anchor_mono = self.lkg, mono
 
     def next_wakeup(self) -> float:
         """Wall time of the next thing that must happen on time (the runtime also ticks each second)."""
@@ -390,7 +433,17 @@ class Core:
             hi = now + self.s.horizon_s
             self._plan = plan(self.layers, lo, hi, self.s.default_slot_s, self.durations)
             self._plan_window = (lo, hi)
+            self._prune_history(self._plan)
         return self._plan
+
+    def _prune_history(self, p: Plan) -> None:
+        """Forget occurrences outside the plan window: only those in it are ever looked up."""
+        keep = {o.key for o in p.occurrences} | {o.key for o, _ in p.suppressed}
+        for session in (self.current, self.prerolled):
+            if session is not None and session.occ is not None:
+                keep.add(session.occ.key)
+        for key in [k for k in self.history if k not in keep]:
+            del self.history[key]
 
     def _handled(self, key: str) -> bool:
         h = self.history.get(key)
@@ -398,7 +451,7 @@ class Core:
             return False
         if self.current and self.current.occ and self.current.occ.key == key:
             return True
-        return h.outcome in FINAL_NOT_RESUMABLE or h.outcome is None
+        return h.outcome in FINAL_NOT_RESUMABLE or h.outcome is None or h.outcome == "ignored"
 
     def _hold_reason(self, now: float) -> str | None:
         state = clock_state(now, self.lkg, self.synced)
@@ -460,7 +513,11 @@ class Core:
             ):
                 continue
             if occ.start > now:
-                if self.current is None and self.prerolled is None:
+                if (
+                    self.current is None
+                    and self.prerolled is None
+                    and occ.key != self.cold_start_key
+                ):
                     self._preroll(occ, out)
                 continue
             self._due(occ, now, out)
@@ -514,6 +571,8 @@ class Core:
             session = self._new_session(occ.item.course, occ.rank, "schedule", occ)
             session.record.resumed_from = resumed_from
             session.start_at = start_at
+            session.position = session.max_position = start_at
+            session.record.position = start_at
             self._open_record(session, out)
             self._play(session, out)
         if lateness > 1.0:
@@ -676,7 +735,7 @@ class Core:
         if self.current is session:
             self.current = None
             self.idle_since_mono = mono
-            if outcome != "completed":
+            if not completed_fully:  # the player may still be playing (a cap, a stop, an error)
                 out.append(Stop(session.token))
         out.append(SaveRecord(rec, new=False))
         if outcome == "error":
@@ -724,10 +783,10 @@ class Core:
         self.active_alarms.add(name)
         out.append(Alarm(name, "raised", severity, detail))
 
-    def _clear(self, name: str, out: list[Action]) -> None:
+    def _clear(self, name: str, out: list[Action], reason: str | None = None) -> None:
         if name in self.active_alarms:
             self.active_alarms.discard(name)
-            out.append(Alarm(name, "cleared", "info", {}))
+            out.append(Alarm(name, "cleared", "info", {"reason": reason} if reason else {}))
 
     def _escalate(self, session: Session, reason: str, out: list[Action]) -> None:
         """Playback ended in error: quarantine the media, restart libvlc, restart the process."""
@@ -793,6 +852,8 @@ class Core:
             )
             return
         self.player_restarts += 1
+        # A preroll sent to the old player dies with it: prepare the slot again on the new one.
+        self._drop_preroll(out)
         self._raise(
             "player_restarted", "warning", {"reason": reason, "restarts": self.player_restarts}, out
         )
@@ -845,12 +906,15 @@ class Core:
                 return
             if mono - cur.checkpoint_mono >= self.s.checkpoint_s:
                 cur.checkpoint_mono = mono
+                rec = cur.record
+                rec.position = round(cur.max_position, 3)
+                rec.completion = round(self._completion(cur), 4)
                 out.append(
                     Checkpoint(
-                        cur.record.record_id,
-                        round(cur.max_position, 3),
-                        round(cur.record.played_seconds, 3),
-                        round(self._completion(cur), 4),
+                        rec.record_id,
+                        rec.position,
+                        round(rec.played_seconds, 3),
+                        rec.completion,
                     )
                 )
 
@@ -859,14 +923,18 @@ class Core:
         if pre is not None and ev.token == pre.token:
             if ev.kind == "ready":
                 pre.phase = "ready"
-            elif ev.kind == "error":
+            elif ev.kind in ("error", "ended"):
+                # An error, or a media that ends while still paused (empty, or too short to
+                # play): forget the preroll, so the slot opens it cold and judges it then.
+                detail = ev.detail or "the media ended before it was started"
                 out.append(
                     Log(
                         "warning",
                         "preroll_failed",
-                        f"{pre.course.title}: preroll failed ({ev.detail}); will start cold",
+                        f"{pre.course.title}: preroll failed ({detail}); will start cold",
                     )
                 )
+                self.cold_start_key = pre.occ.key if pre.occ is not None else None
                 self.prerolled = None
             return
         cur = self.current
@@ -921,6 +989,10 @@ class Core:
 
     def _jump(self, ev: ClockJump, out: list[Action]) -> None:
         now = self.clock.wall()
+        if ev.delta_s > 0 and self.synced is not True:
+            # An unverified clock leapt ahead: the slots it leapt over were not seen to pass,
+            # so they are not reported as missed (a clock reading 2036 invents no backlog).
+            self.responsible_since = max(self.responsible_since, now)
         self.jumps.append((now - ev.delta_s, now))
         self.jumps = self.jumps[-20:]
         self._plan = None

@@ -12,36 +12,45 @@ second (the wall and monotonic deltas are compared on every pass).
 from __future__ import annotations
 
 import datetime as dt
-import errno
+import json
 import logging
 import os
 import queue
-import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent import core as c
-from agent.clock import Clock, LastKnownGood, SystemClock, boot_id, kernel_clock_synced, plausible
+from agent.clock import Clock, LastKnownGood, SystemClock, boot_id, kernel_clock_synced
 from agent.config import AgentConfig
+from agent.inbox import ScheduleInbox
 from agent.media import HashCache, MediaError, is_url
 from agent.media import check as check_media
 from agent.player import PlayerEvent, VlcPlayer
 from agent.schedule import LAYERS, ScheduleRejected, ScheduleStore
-from agent.store import Record, Store, utc_text
+from agent.store import (
+    FULL,
+    STORE_TROUBLES,
+    Record,
+    Store,
+    StoreError,
+    classify_error,
+    utc_text,
+)
 
 log = logging.getLogger("agent")
 
 JUMP_THRESHOLD_S = 2.0
 LKG_INTERVAL_S = 1800.0  # each write costs ~24 KB of flash (fsync); see docs/performance.md
 SYNC_CHECK_S = 60.0
-SCHEDULE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 FINAL = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
+SHUTDOWN_HOOKS_S = 10.0  # adapters' last words (MQTT offline state, confirmations) at most
 
 
 @dataclass
@@ -77,6 +86,7 @@ def settings_from_config(cfg: AgentConfig, boot: str) -> c.CoreSettings:
         quarantine_s=pb.quarantine_minutes * 60,
         restart_player_after=pb.restart_player_after_errors,
         restart_process_after=pb.restart_process_after_errors,
+        max_lkg_step_s=cfg.clock.max_lkg_step_hours * 3600,
     )
 
 
@@ -92,7 +102,39 @@ def record_message(rec: Record, county: str) -> dict[str, Any]:
     return payload
 
 
+# What must reach the store: when a write fails it is held in memory and retried, never dropped.
+# Alarms about one run of the process (a side job, a write that failed once): the condition
+# ends with the process, so they are cleared when the next run starts.
+RUNTIME_ALARMS_OF_ONE_RUN = ("side_job_failed", "record_write_failed", "record_write_bug")
+
 MUST_PERSIST = (c.SaveRecord, c.Alarm)
+# Actions that write to the store (the others drive the player or answer a caller).
+STORE_WRITES = (c.SaveRecord, c.Alarm, c.Checkpoint, c.Log)
+# Held writes, at most (a held record measured about 0.8 KB: 2000 are under 2 MB).
+HELD_MAX = 2000
+RETRY_S = 1.0  # how often held writes are tried again, and a degraded store reopened
+# The alarm for each trouble of the whole store; a write that fails alone is record_write_failed.
+TROUBLE_ALARMS = {FULL: "disk_full"} | {
+    kind: "store_unwritable" for kind in STORE_TROUBLES if kind != FULL
+}
+
+
+@dataclass
+class WriteTrouble:
+    """Why the store does not take writes, since when; its alarm is stored once it can be."""
+
+    since: float
+    detail: dict[str, Any]
+    raise_stored: bool = False
+
+
+def _write_key(action: c.Action) -> str:
+    """Held writes with the same key keep their order; others may pass one that keeps failing."""
+    if isinstance(action, c.SaveRecord):
+        return f"record/{action.record.record_id}"
+    if isinstance(action, c.Alarm):
+        return f"alarm/{action.name}"
+    return type(action).__name__
 
 
 class MediaGate:
@@ -108,7 +150,7 @@ class MediaGate:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.hashes = HashCache()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._cancelled: set[str] = set()
         self._jobs: queue.SimpleQueue[tuple[str, str, str | None, float, bool]] = (
             queue.SimpleQueue()
@@ -122,7 +164,7 @@ class MediaGate:
         self._jobs.put((token, media, sha256, start_at, paused))
 
     def cancel(self, token: str) -> None:
-        with self._lock:
+        with self.lock:
             self._cancelled.add(token)
             if len(self._cancelled) > 256:
                 self._cancelled = {token}
@@ -144,7 +186,7 @@ class MediaGate:
                     log.exception("media check of %s failed", media)
                     self.rt.post(c.MediaRejected(token, "unreadable", str(exc)))
                     continue
-            with self._lock:
+            with self.lock:
                 if token in self._cancelled:
                     continue
                 player = self.rt.player
@@ -155,10 +197,7 @@ class MediaGate:
 
 
 def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc).lower()
-    return "full" in text or "no space" in text
+    return classify_error(exc) == FULL
 
 
 class LogLimiter:
@@ -195,7 +234,12 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.events: queue.Queue[object] = queue.Queue()
         self.boot = boot_id()
-        self.schedules = ScheduleStore(cfg.state_dir)
+        self.schedules = ScheduleStore(cfg.state_dir, timezone=cfg.timezone)
+        self.inbox = (
+            ScheduleInbox(cfg.schedule_dir, cfg.timezone, self.call_soon)
+            if cfg.schedule_dir
+            else None
+        )
         self.lkg = LastKnownGood(cfg.state_dir / "clock.lkg")
         self.player_factory: Callable[[], Any] = lambda: VlcPlayer(
             cfg.vlc.options, self._post_player, cfg.vlc.volume
@@ -225,12 +269,17 @@ class Runtime:
         self._schedule_mtimes: tuple[float, ...] = ()
         self.corrupt_store_moved: Path | None = None
         self.exit_code = 0
-        # Writes that failed because the disk was full, retried in order until they succeed.
+        # Records and alarms the store did not take, retried in order until they are written.
         self.pending_writes: list[c.Action] = []
-        self.dropped_writes = 0
-        self.disk_full_since: float | None = None
+        self.held_max = HELD_MAX
+        self.held_dropped: dict[str, int] = {}  # held writes given up at the bound, by kind
+        self.dropped_writes = 0  # minor writes (events, checkpoints) lost while in trouble
+        self.write_trouble: dict[str, WriteTrouble] = {}  # alarm name -> the trouble
+        self._next_retry_mono = 0.0  # time.monotonic(): I/O pacing, not core time
+        self._failed_keys: set[str] = set()  # held writes already reported as failing
         self._hang_reported_for: float | None = None
         self.log_limiter = LogLimiter()
+        self.failing_jobs: dict[str, str] = {}  # side job -> its last error, while it fails
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -240,20 +289,26 @@ class Runtime:
             d.mkdir(parents=True, exist_ok=True)
         if cfg.schedule_dir:
             cfg.schedule_dir.mkdir(parents=True, exist_ok=True)
-        self.store, self.corrupt_store_moved = Store.open_or_recover(cfg.db_path)
+        # Only real corruption moves a store aside (once per boot); a lock is waited for; a full
+        # or read-only store is opened degraded and the writes it refuses are held in memory.
+        self.store, self.corrupt_store_moved = Store.open_or_recover(cfg.db_path, boot=self.boot)
         store = self.store
+        self.status_providers["store_writes"] = self._store_status
+        if store.degraded:
+            log.error("the store %s is open but cannot be written: %s", store.path, store.degraded)
         if self.corrupt_store_moved:
-            store.add_event(
+            self._store_event(
                 "error",
                 "store_corrupt",
                 f"The database was damaged; moved aside to {self.corrupt_store_moved.name} and started fresh",
             )
             log.error("store was corrupt; moved aside to %s", self.corrupt_store_moved)
-        self._close_open_records()
+        held_closes = self._close_open_records()
         lkg = self.lkg.load()
         now = self.clock.wall()
         layers, since = self._load_layers()
         history = self._load_history(now)
+        history.update(held_closes)
         self.core = c.Core(
             settings_from_config(cfg, self.boot),
             self.clock,
@@ -264,11 +319,13 @@ class Runtime:
             lkg=lkg,
             synced=kernel_clock_synced(),
             responsible_since=lkg or None,
+            durations=self._load_durations(),
         )
         used = int(store.get(f"process_restarts/{self.boot}", "0") or 0)
         self.core.s.process_restarts_left = max(
             0, cfg.playback.max_process_restarts_per_boot - used
         )
+        self._restore_alarms()
         if self.corrupt_store_moved:
             self._execute(
                 [
@@ -283,7 +340,7 @@ class Runtime:
         self._schedule_mtimes = self.schedules.mtimes()
         self._last_wall, self._last_mono = now, self.clock.monotonic()
         state = self.core.clock_state()
-        store.add_event(
+        self._store_event(
             "info",
             "agent_started",
             f"Agent started (clock {state})",
@@ -297,29 +354,69 @@ class Runtime:
             {k: v.version for k, v in layers.items()},
         )
 
-    def _close_open_records(self) -> None:
-        """After a crash or power cut: every open record becomes ``interrupted`` at its checkpoint."""
+    def _restore_alarms(self) -> None:
+        """The core's alarms left open by the previous run: taken over, or cleared if gone."""
+        from agent.alarms import active_alarms
+
+        assert self.core is not None and self.store is not None
+        open_alarms = active_alarms(self.store)
+        self._execute(self.core.restore_alarms(open_alarms))
+        gone = [n for n in RUNTIME_ALARMS_OF_ONE_RUN if n in open_alarms]
+        if "store_unwritable" in open_alarms and not self.store.degraded:
+            gone.append("store_unwritable")
+        reason = "the agent restarted and its store takes writes; a fresh start cleared it"
+        self._execute([c.Alarm(n, "cleared", "info", {"reason": reason}) for n in gone])
+
+    def _close_open_records(self) -> dict[str, c.History]:
+        """After a crash or power cut: every open record becomes ``interrupted`` at its checkpoint.
+
+        When the store refuses the write (full, read-only, locked), the closed records are held
+        and written later; the returned history says they are interrupted (resumable), as the
+        store would once they are in.
+        """
         store = self.store
         assert store is not None
         open_recs = store.open_records()
         if not open_recs:
-            return
-        with store.transaction() as conn:
+            return {}
+        for rec in open_recs:
+            rec.outcome = "interrupted"
+            rec.reason = "the agent stopped while this was playing (crash or power cut)"
+            rec.ended_at = rec.ended_at or utc_text(self.clock.wall())
+            rec.rev += 1
+        try:
+            with store.transaction() as conn:
+                for rec in open_recs:
+                    store.update_record(rec, conn)
+                    self._enqueue_record(rec, conn)
+                    store.add_event(
+                        "warning",
+                        "record_interrupted",
+                        f"{rec.title}: interrupted at {rec.position:.0f} s",
+                        {"record_id": rec.record_id},
+                        conn=conn,
+                    )
+        except (sqlite3.Error, OSError) as exc:
             for rec in open_recs:
-                rec.outcome = "interrupted"
-                rec.reason = "the agent stopped while this was playing (crash or power cut)"
-                rec.ended_at = rec.ended_at or utc_text(self.clock.wall())
-                rec.rev += 1
-                store.update_record(rec, conn)
-                self._enqueue_record(rec, conn)
-                store.add_event(
-                    "warning",
-                    "record_interrupted",
-                    f"{rec.title}: interrupted at {rec.position:.0f} s",
-                    {"record_id": rec.record_id},
-                    conn=conn,
-                )
+                self._action_failed(c.SaveRecord(rec, new=False), exc)
+            log.error("%d open record(s) closed as interrupted, held in memory", len(open_recs))
+            return {
+                rec.occurrence_key: c.History(rec.outcome, rec.record_id, rec.position)
+                for rec in open_recs
+                if rec.occurrence_key
+            }
         log.warning("closed %d open record(s) as interrupted", len(open_recs))
+        return {}
+
+    def _store_event(
+        self, level: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        """An event-log line that may be lost when the store refuses writes (counted, noted)."""
+        assert self.store is not None
+        try:
+            self.store.add_event(level, kind, message, data)
+        except (sqlite3.Error, OSError) as exc:
+            self._action_failed(c.Log(level, kind, message, data or {}), exc)
 
     def _enqueue_record(self, rec: Record, conn: sqlite3.Connection) -> None:
         """Queue a final record for the county, in the caller's transaction (same id replaces)."""
@@ -333,23 +430,68 @@ class Runtime:
             conn=conn,
         )
 
-    def _load_layers(self) -> tuple[dict[str, Any], dict[str, float]]:
+    def _load_layers(
+        self, fresh: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        """The schedule layers for the core, each in the terminal's time zone (``timezone``).
+
+        ``fresh`` holds documents just applied, already read on the caller's thread: they are
+        used as they are. A stored document that cannot be read raises the alarm
+        ``schedule_unreadable_{layer}`` (once) and the layer the core runs is kept; the MQTT link
+        hears of the alarm and asks the county for the layer again, and its version floor keeps
+        older versions out meanwhile. A readable document clears that alarm.
+        """
+        from agent.alarms import active_alarms
+        from agent.schedule import unreadable_alarm
+
         layers, since = {}, {}
+        open_alarms = active_alarms(self.store) if self.store is not None else {}
+        actions: list[c.Action] = []
         for layer in LAYERS:
+            alarm = unreadable_alarm(layer)
+            doc = (fresh or {}).get(layer)
             try:
-                doc = self.schedules.load(layer)
+                if doc is None:
+                    doc = self.schedules.load(layer, timezone=self.cfg.timezone)
             except ScheduleRejected as exc:
-                log.error("stored %s schedule is unreadable, ignoring it: %s", layer, exc)
+                kept = self.core.layers.get(layer) if self.core is not None else None
+                now_runs = f"v{kept.version} runs on from memory" if kept else "the layer is empty"
+                reason = "; ".join(exc.problems[:3])[:500]
+                log.error("stored %s schedule is unreadable (%s); %s", layer, reason, now_runs)
+                if kept is not None:
+                    layers[layer] = kept
+                if alarm not in open_alarms:
+                    detail = {
+                        "layer": layer,
+                        "reason": reason,
+                        "version_floor": self.schedules.floor(layer),
+                        "running_version": kept.version if kept else None,
+                    }
+                    actions.append(c.Alarm(alarm, "raised", "critical", detail))
                 continue
-            if doc is not None:
-                layers[layer] = doc
-                since[layer] = self.schedules.path(layer).stat().st_mtime
+            if alarm in open_alarms:
+                detail = {"layer": layer, "version": doc.version if doc else None}
+                actions.append(c.Alarm(alarm, "cleared", "info", detail))
+            if doc is None:
+                continue
+            doc.default_timezone = self.cfg.timezone
+            layers[layer] = doc
+            since[layer] = self.schedules.path(layer).stat().st_mtime
+            if (self.schedules.floor(layer) or 0) < doc.version:
+                try:
+                    self.schedules.keep_floor(layer, doc.version)
+                except OSError as exc:
+                    log.warning("cannot write the %s schedule's version floor: %s", layer, exc)
+        self._execute(actions)
         return layers, since
 
     def _load_durations(self) -> dict[str, float]:
+        """Each course's media length as its latest play measured it (the file may have been
+        replaced by a shorter or longer one), for overlap planning after a restart."""
         assert self.store is not None
         rows = self.store.db.execute(
-            "SELECT course_id, MAX(media_duration) FROM records WHERE media_duration > 0 GROUP BY course_id"
+            "SELECT course_id, media_duration FROM records WHERE seq IN ("
+            "SELECT MAX(seq) FROM records WHERE media_duration > 0 GROUP BY course_id)"
         )
         return {cid: float(d) for cid, d in rows}
 
@@ -376,10 +518,25 @@ class Runtime:
         )
 
     def submit(self, event: object, timeout: float = 10.0) -> list[c.Action]:
-        """Hand a command to the core thread and wait for its actions (control socket, MQTT)."""
+        """Hand a command to the core thread and wait for its actions (control socket, MQTT).
+
+        A ``TimeoutError`` means the command was *not* executed: if the core thread has not
+        begun it when the caller gives up, it is cancelled and never runs; if it has begun, the
+        caller waits for its real result (a core step takes milliseconds), so no command runs
+        behind the back of a caller that was told it failed.
+        """
         fut: Future[list[c.Action]] = Future()
         self.events.put(_Submitted(event, fut))
-        return fut.result(timeout)
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            if fut.cancel():
+                raise TimeoutError(
+                    f"the agent did not take the command within {timeout:.0f} s; nothing was done"
+                ) from None
+            # Begun: its result is the truth, however long the step takes (a core that hangs
+            # is the watchdog's business, not a reason to tell the caller it failed).
+            return fut.result()
 
     def call_soon(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the core thread later; for adapters that need no answer."""
@@ -493,13 +650,14 @@ class Runtime:
         assert self.core is not None
         self._check_jump()
         if isinstance(ev, _Call):
-            try:
-                ev.future.set_result(ev.fn())
-            except Exception as exc:
-                log.exception("core-thread call failed")
-                ev.future.set_exception(exc)
+            self._serve_call(ev)
             return
         if isinstance(ev, _Submitted):
+            if not ev.future.set_running_or_notify_cancel():
+                log.warning(
+                    "command %s dropped: its caller gave up waiting", type(ev.event).__name__
+                )
+                return
             try:
                 actions = self.core.handle(ev.event)
                 self._execute(actions)
@@ -520,6 +678,8 @@ class Runtime:
         self._last_wall, self._last_mono = wall, mono
         if abs(drift) > JUMP_THRESHOLD_S:
             log.warning("wall clock jumped by %+.1f s", drift)
+            # The kernel's sync state decides how the jump is judged: read it now, not later.
+            self._execute(self.core.handle(c.ClockSync(kernel_clock_synced())))
             self._execute(self.core.handle(c.ClockJump(drift)))
 
     def _housekeeping(self) -> None:
@@ -537,44 +697,90 @@ class Runtime:
             self._execute(self.core.handle(c.PlayerHung(mono - busy)))
         if mono - self._last_sync_mono >= SYNC_CHECK_S:
             self._last_sync_mono = mono
-            self._execute(self.core.handle(c.ClockSync(kernel_clock_synced(), self.lkg.value)))
+            self._execute(self.core.handle(c.ClockSync(kernel_clock_synced())))
         if mono - self._last_lkg_mono >= LKG_INTERVAL_S:
             self._last_lkg_mono = mono
-            self._save_lkg()
+            self._side_job("last_known_good", self._save_lkg)
         if mono - self._last_dir_poll >= self.cfg.schedule_poll_seconds:
             self._last_dir_poll = mono
-            self._poll_schedule_dir()
-            mtimes = self.schedules.mtimes()
-            if mtimes != self._schedule_mtimes:
-                self.reload_schedules("schedule files changed on disk")
+            self._side_job("schedule_inbox", self._poll_schedule_dir)
+            self._side_job("schedule_files", self._reload_if_changed)
         for hook in self.hooks_per_tick:
-            hook()
+            self._side_job(getattr(hook, "__qualname__", "tick hook"), hook)
+
+    def _reload_if_changed(self) -> None:
+        if self.schedules.mtimes() != self._schedule_mtimes:
+            self.reload_schedules("schedule files changed on disk")
+
+    def _side_job(self, name: str, job: Callable[[], None]) -> None:
+        """Run one side job of the loop; a failure is logged and alarmed, and the loop goes on."""
+        try:
+            job()
+        except Exception as exc:
+            self._job_failed(name, exc)
+            return
+        self._job_ok(name)
+
+    def _job_failed(self, name: str, exc: BaseException) -> None:
+        """One ``side_job_failed`` alarm stays raised while any side job keeps failing."""
+        first = name not in self.failing_jobs
+        self.failing_jobs[name] = f"{type(exc).__name__}: {exc}"
+        if not first:
+            return
+        log.error("side job %s failed; the agent goes on without it: %s", name, exc, exc_info=exc)
+        if len(self.failing_jobs) == 1:
+            detail = {"job": name, "error": self.failing_jobs[name][:300]}
+            self._execute([c.Alarm("side_job_failed", "raised", "warning", detail)])
+
+    def _job_ok(self, name: str) -> None:
+        """Cleared when every side job that failed has succeeded again."""
+        if self.failing_jobs.pop(name, None) is None:
+            return
+        log.info("side job %s works again", name)
+        if not self.failing_jobs:
+            self._execute([c.Alarm("side_job_failed", "cleared", "info", {"job": name})])
 
     def _save_lkg(self) -> None:
-        now = self.clock.wall()
-        if plausible(now, self.lkg.value):
-            try:
-                self.lkg.save(now)
-            except OSError as exc:
-                log.warning("cannot save the last-known-good time: %s", exc)
+        """Persist the core's last-known-good time (the core applies the rules that move it)."""
+        if self.core is None:
+            return
+        try:
+            self.lkg.save(self.core.lkg)
+        except OSError as exc:
+            log.warning("cannot save the last-known-good time: %s", exc)
 
     # -- schedules -------------------------------------------------------------------------
 
-    def reload_schedules(self, why: str) -> None:
+    def reload_schedules(self, why: str, applied: Any = None) -> None:
+        """Hand the stored layers to the core again; ``applied`` is a document just applied
+        (a ``ScheduleDoc`` with its ``layer`` set), used as it is instead of being read again."""
         assert self.core is not None
         self._schedule_mtimes = self.schedules.mtimes()
-        layers, since = self._load_layers()
+        layers, since = self._load_layers({applied.layer: applied} if applied else None)
         self._execute(self.core.handle(c.ScheduleChanged(layers, since)))
         log.info("schedules reloaded (%s): %s", why, {k: v.version for k, v in layers.items()})
 
-    def apply_schedule(self, data: bytes, source: str, layer: str | None = None) -> Any:
-        """Validate, persist and load a schedule document; returns the ApplyResult."""
+    def apply_schedule(
+        self, data: bytes, source: str, layer: str | None = None, parsed: Any = None
+    ) -> Any:
+        """Validate, persist and load a schedule document; returns the ApplyResult.
+
+        ``parsed`` is what ``agent.schedule.parse_untrusted(data, source)`` returned or raised
+        (a ``ScheduleDoc`` or a ``ScheduleRejected``): adapters read documents from outside on
+        their own thread, so that the core thread never parses one.
+        """
         assert self.store is not None
         result = self.schedules.apply(
-            data, source, layer=layer, terminal=self.cfg.terminal, county=self.cfg.county
+            data,
+            source,
+            layer=layer,
+            terminal=self.cfg.terminal,
+            county=self.cfg.county,
+            parsed=parsed,
         )
         level = "info" if result.status == "applied" else "warning"
-        message = f"Schedule {result.layer} v{result.version} from {source}: {result.status}"
+        version = "(no valid version)" if result.version is None else f"v{result.version}"
+        message = f"Schedule {result.layer} {version} from {source}: {result.status}"
         if result.reasons:
             message += " — " + "; ".join(result.reasons[:5])
         self._log(
@@ -586,102 +792,329 @@ class Runtime:
             )
         )
         if result.status == "applied":
-            self.reload_schedules(f"applied {result.layer} v{result.version}")
+            self.reload_schedules(f"applied {result.layer} {version}", applied=result.doc)
         return result
 
     def _poll_schedule_dir(self) -> None:
-        d = self.cfg.schedule_dir
-        if d is None:
-            return
-        try:
-            entries = sorted(
-                p
-                for p in d.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.suffix in SCHEDULE_FILE_SUFFIXES
-            )
-        except OSError as exc:
-            log.warning("cannot read schedule folder %s: %s", d, exc)
-            return
-        for path in entries:
-            try:
-                st = path.stat()
-                if time.time() - st.st_mtime < 2.0:
-                    continue  # a datacast may still be writing it
-                data = path.read_bytes()
-            except OSError:
-                continue
-            result = self.apply_schedule(data, str(path))
-            target = d / ("applied" if result.status == "applied" else result.status)
-            target.mkdir(exist_ok=True)
-            dest = target / path.name
-            shutil.move(str(path), str(dest))
-            if result.reasons:
-                dest.with_name(dest.name + ".reason.txt").write_text(
-                    "\n".join(result.reasons) + "\n"
-                )
+        """Hand settled inbox documents to the inbox's worker (it parses them off this thread)."""
+        if self.inbox is not None:
+            self.inbox.poll(self._apply_inbox_document, self._inbox_report)
+
+    def _apply_inbox_document(self, data: bytes, source: str, parsed: Any) -> Any:
+        return self.apply_schedule(data, source, parsed=parsed)
+
+    def _inbox_report(self, name: str, failure: BaseException | None) -> None:
+        if failure is None:
+            self._job_ok("schedule_inbox")
+        else:
+            self._job_failed("schedule_inbox", OSError(f"{name}: {failure}"))
 
     # -- executing actions -----------------------------------------------------------------
 
     def _execute(self, actions: list[c.Action]) -> None:
         for action in actions:
-            if self.pending_writes and isinstance(action, MUST_PERSIST):
-                self.pending_writes.append(action)  # keep the order behind earlier failures
+            if self.pending_writes and self._behind_held(action):
                 continue
             try:
                 self._do(action)
-            except (sqlite3.OperationalError, OSError) as exc:
-                if not _is_disk_full(exc):
-                    log.exception("action %s failed", type(action).__name__)
-                    continue
-                self._disk_full(action, exc)
-            except Exception:
-                log.exception("action %s failed", type(action).__name__)
+            except Exception as exc:
+                self._action_failed(action, exc)
 
-    def _disk_full(self, action: c.Action, exc: BaseException) -> None:
-        """The state folder is full: keep what must not be lost in memory and retry it later.
+    def _behind_held(self, action: c.Action) -> bool:
+        """While writes are held, a record or alarm queues behind them (their order is kept),
+        and a checkpoint of a held record is left out: the held record carries its progress."""
+        if isinstance(action, MUST_PERSIST):
+            self._hold(action)
+            return True
+        if isinstance(action, c.Checkpoint):
+            key = f"record/{action.record_id}"
+            return any(_write_key(held) == key for held in self.pending_writes)
+        return False
+
+    def _action_failed(self, action: c.Action, exc: Exception) -> None:
+        """A record or alarm that was not written is held; a minor write is counted as lost.
 
         SQLite rolls a failed transaction back, so the store stays consistent; playback goes on.
         """
+        kind = classify_error(exc) if isinstance(action, STORE_WRITES) else None
         if isinstance(action, MUST_PERSIST):
-            self.pending_writes.append(action)
-        else:
+            self._hold(action)
+            if kind in STORE_TROUBLES:
+                self._trouble(kind, exc)
+            else:
+                self._write_failed(action, exc)
+        elif kind in STORE_TROUBLES:
             self.dropped_writes += 1
-        if self.disk_full_since is None:
-            self.disk_full_since = self.clock.wall()
+            self._trouble(kind, exc)
+        else:
+            log.exception("action %s failed", type(action).__name__)
+
+    @property
+    def disk_full_since(self) -> float | None:
+        trouble = self.write_trouble.get("disk_full")
+        return trouble.since if trouble else None
+
+    def _trouble(self, kind: str, exc: BaseException) -> None:
+        """The whole store refuses writes (full, read-only, locked, I/O error): note it once.
+
+        Its alarm cannot be stored now; it is stored, raised at this time, when writes go in
+        again. Meanwhile the status (``store_writes``) and the journal say it.
+        """
+        name = TROUBLE_ALARMS[kind]
+        if name in self.write_trouble:
+            return
+        detail = {"state_dir": str(self.cfg.state_dir), "reason": kind, "error": str(exc)[:300]}
+        self.write_trouble[name] = WriteTrouble(self.clock.wall(), detail)
+        log.error(
+            "%s: the store %s cannot be written (%s: %s); records and alarms are kept in "
+            "memory until it can",
+            name,
+            self.cfg.db_path,
+            kind,
+            exc,
+        )
+
+    def _write_failed(self, action: c.Action, exc: BaseException) -> None:
+        """One record or alarm failed to write while the store otherwise works (a constraint, a
+        bug): it is held like the rest, and ``record_write_failed`` is raised at once (the
+        alarms table most likely takes it)."""
+        key = _write_key(action)
+        if key not in self._failed_keys:
+            self._failed_keys.add(key)
             log.error(
-                "disk_full: the state folder %s is full (%s); records are kept in memory "
-                "until space returns",
-                self.cfg.state_dir,
+                "record_write_failed: %s was not written (%s: %s); it is held and tried again",
+                key,
+                type(exc).__name__,
                 exc,
             )
+        if "record_write_failed" in self.write_trouble:
+            return
+        detail: dict[str, Any] = {"write": key, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        if isinstance(action, c.SaveRecord):
+            detail["record_id"] = action.record.record_id
+        trouble = WriteTrouble(self.clock.wall(), detail)
+        self.write_trouble["record_write_failed"] = trouble
+        try:
+            self._persist_alarm(
+                c.Alarm("record_write_failed", "raised", "critical", detail), at=trouble.since
+            )
+            trouble.raise_stored = True
+        except Exception as err:
+            log.error("cannot store the record_write_failed alarm yet: %s", err)
+
+    def _record_write_bug(self, record_id: str, what: str) -> None:
+        """A write that matched no row: nothing is lost, but something is wrong; say which."""
+        detail = {"record_id": record_id, "what": what}
+        self._execute(
+            [
+                c.Log("error", "record_write_bug", f"record {record_id}: {what}", detail),
+                c.Alarm("record_write_bug", "raised", "warning", detail),
+            ]
+        )
+
+    def _hold(self, action: c.Action) -> None:
+        """Keep a record or alarm in memory, in order, until the store takes it."""
+        self.pending_writes.append(action)
+        self._enforce_held_bound()
+
+    def _enforce_held_bound(self) -> None:
+        """At most ``held_max`` held writes. First, at no loss, a record save that a later held
+        save of the same record supersedes is folded into it; then the oldest alarm goes; a
+        record goes only when nothing else is left, written in full to the journal first.
+        Alarms and records given up are counted (``held_dropped``, and in the trouble's alarm).
+        """
+        while len(self.pending_writes) > self.held_max:
+            if self._fold_superseded_save():
+                continue
+            index = next(
+                (i for i, a in enumerate(self.pending_writes) if not isinstance(a, c.SaveRecord)),
+                0,
+            )
+            dropped = self.pending_writes.pop(index)
+            kind = "record" if isinstance(dropped, c.SaveRecord) else "alarm"
+            self.held_dropped[kind] = self.held_dropped.get(kind, 0) + 1
+            if isinstance(dropped, c.SaveRecord):
+                log.error(
+                    "held writes at their bound (%d): record %s can no longer be kept in "
+                    "memory; here it is in full, to be recovered from the journal: %s",
+                    self.held_max,
+                    dropped.record.record_id,
+                    json.dumps(dropped.record.to_dict(), ensure_ascii=False),
+                )
+            else:
+                log.error(
+                    "held writes at their bound (%d): the oldest held %s was given up: %s",
+                    self.held_max,
+                    kind,
+                    dropped,
+                )
+
+    def _fold_superseded_save(self) -> bool:
+        """Drop the oldest held save whose record has a later held save; that one then inserts
+        the record if the dropped one would have. True when one was folded."""
+        latest: dict[str, int] = {}
+        for i, held in enumerate(self.pending_writes):
+            if isinstance(held, c.SaveRecord):
+                latest[held.record.record_id] = i
+        for i, held in enumerate(self.pending_writes):
+            if isinstance(held, c.SaveRecord) and latest[held.record.record_id] != i:
+                later = latest[held.record.record_id]
+                after = self.pending_writes[later]
+                assert isinstance(after, c.SaveRecord)
+                self.pending_writes[later] = c.SaveRecord(after.record, new=held.new or after.new)
+                del self.pending_writes[i]
+                return True
+        return False
 
     def _retry_pending(self) -> None:
-        if not self.pending_writes and self.disk_full_since is None:
+        """Write what is held, in order, then store each trouble's alarm once writes go in.
+
+        Tried at most every RETRY_S (a try may wait for a lock), and always when stopping.
+        """
+        if self.store is None or (not self.pending_writes and not self.write_trouble):
             return
-        while self.pending_writes:
-            action = self.pending_writes[0]
+        if time.monotonic() < self._next_retry_mono and not self.stop_requested.is_set():
+            return
+        try:
+            if self._reopen_store() and self._flush_held():
+                self._end_troubles()
+        finally:
+            self._next_retry_mono = time.monotonic() + RETRY_S
+
+    def _flush_held_at_exit(self) -> None:
+        """Last chance before the store closes: write what is held; a record that still cannot
+        be written goes in full to the journal, since memory is about to go."""
+        self._next_retry_mono = 0.0
+        self._retry_pending()
+        latest = {
+            a.record.record_id: a.record for a in self.pending_writes if isinstance(a, c.SaveRecord)
+        }
+        for record_id, rec in latest.items():
+            log.error(
+                "stopping with record %s not in the store; here it is in full, to be "
+                "recovered from the journal: %s",
+                record_id,
+                json.dumps(rec.to_dict(), ensure_ascii=False),
+            )
+        if self.pending_writes:
+            log.error("stopping with %d write(s) the store did not take", len(self.pending_writes))
+
+    def _reopen_store(self) -> bool:
+        """A store opened degraded (full or read-only at start) is opened normally when it can."""
+        store = self.store
+        assert store is not None
+        if store.degraded is None:
+            return True
+        try:
+            if store.reopen():
+                log.warning("the store %s can be written again", store.path)
+                return True
+        except StoreError as exc:
+            log.error("the store %s cannot be opened again: %s", store.path, exc)
+        return False
+
+    def _flush_held(self) -> bool:
+        """One pass over the held writes; False while the store refuses writes as a whole.
+
+        A write that fails alone keeps its place and holds back only later writes of the same
+        record or alarm; the others go in.
+        """
+        held, self.pending_writes = self.pending_writes, []
+        kept: list[c.Action] = []
+        blocked: set[str] = set()
+        refused = False
+        for action in held:
+            key = _write_key(action)
+            if refused or key in blocked:
+                kept.append(action)
+                continue
             try:
                 self._do(action)
-            except (sqlite3.OperationalError, OSError) as exc:
-                if _is_disk_full(exc):
-                    return
-                log.exception("pending %s failed for good", type(action).__name__)
-            self.pending_writes.pop(0)
-        if self.disk_full_since is not None:
-            since, self.disk_full_since = self.disk_full_since, None
-            detail = {"state_dir": str(self.cfg.state_dir), "dropped_writes": self.dropped_writes}
+            except Exception as exc:
+                kept.append(action)
+                kind = classify_error(exc)
+                if kind in STORE_TROUBLES:
+                    refused = True
+                    self._trouble(kind, exc)
+                else:
+                    blocked.add(key)
+                    self._write_failed(action, exc)
+        self.pending_writes = kept + self.pending_writes
+        self._enforce_held_bound()
+        return not refused
+
+    def _end_troubles(self) -> None:
+        """Writes go in again: store each trouble's alarm (raised at its start, then cleared)."""
+        for name, trouble in list(self.write_trouble.items()):
+            if name == "record_write_failed" and self.pending_writes:
+                continue  # a write still fails on its own
+            detail = {
+                **trouble.detail,
+                "dropped_writes": self.dropped_writes,
+                "held_dropped": dict(self.held_dropped),
+            }
             try:
-                self._persist_alarm(c.Alarm("disk_full", "raised", "critical", detail), at=since)
-                self._persist_alarm(c.Alarm("disk_full", "cleared", "info", detail))
-            except (sqlite3.OperationalError, OSError) as exc:
-                log.error("cannot record the disk_full alarm yet: %s", exc)
-                self.disk_full_since = since
+                if not trouble.raise_stored:
+                    self._persist_alarm(
+                        c.Alarm(name, "raised", "critical", detail), at=trouble.since
+                    )
+                    trouble.raise_stored = True
+                self._persist_alarm(c.Alarm(name, "cleared", "info", detail))
+            except Exception as exc:
+                log.error("cannot store the %s alarm yet: %s", name, exc)
                 return
+            del self.write_trouble[name]
             log.warning(
-                "disk_full cleared: space is back, pending writes flushed (%d minor writes dropped)",
+                "%s cleared: the store takes writes again and held writes are in "
+                "(%d minor writes lost; held writes given up: %s)",
+                name,
                 self.dropped_writes,
+                self.held_dropped or "none",
             )
+        if not self.write_trouble:
             self.dropped_writes = 0
+            self.held_dropped = {}
+            self._failed_keys.clear()
+
+    def _store_status(self) -> dict[str, Any]:
+        """What the store has not taken yet; the troubles' alarms are stored only once it can."""
+        return {
+            "degraded": self.store.degraded if self.store is not None else None,
+            "troubles": {
+                name: {"since": utc_text(t.since), **t.detail}
+                for name, t in self.write_trouble.items()
+            },
+            "held_writes": len(self.pending_writes),
+            "dropped_writes": self.dropped_writes,
+            "held_dropped": dict(self.held_dropped),
+        }
+
+    def _save_record(self, rec: Record, new: bool) -> None:
+        """Insert or update a record, and queue it for the county when final, in one transaction.
+
+        An update that matches no row is a bug somewhere: the record is inserted instead, so
+        nothing is lost, and ``record_write_bug`` names it. An insert of a record that is
+        already there (a held insert whose commit did go through) becomes an update.
+        """
+        store = self.store
+        assert store is not None
+        missing = False
+        with store.transaction() as conn:
+            if new:
+                try:
+                    store.insert_record(rec, conn)
+                except sqlite3.IntegrityError:
+                    if not store.update_record(rec, conn):
+                        raise
+            elif not store.update_record(rec, conn):
+                missing = True
+                store.insert_record(rec, conn)
+            if rec.outcome in FINAL:
+                self._enqueue_record(rec, conn)
+        if missing:
+            self._record_write_bug(rec.record_id, "an update matched no record; inserted instead")
+        if rec.outcome in FINAL:
+            self._notify("record", rec)
 
     def _persist_alarm(self, alarm: c.Alarm, at: float | None = None) -> None:
         from agent.alarms import persist_alarm_change
@@ -705,19 +1138,12 @@ class Runtime:
         assert store is not None
         match action:
             case c.SaveRecord(record=rec, new=new):
-                with store.transaction() as conn:
-                    if new:
-                        store.insert_record(rec, conn)
-                    else:
-                        store.update_record(rec, conn)
-                    if rec.outcome in FINAL:
-                        self._enqueue_record(rec, conn)
-                if rec.outcome in FINAL:
-                    self._notify("record", rec)
+                self._save_record(rec, new)
             case c.Checkpoint():
-                store.checkpoint_record(
+                if not store.checkpoint_record(
                     action.record_id, action.position, action.played, action.completion
-                )
+                ):
+                    self._record_write_bug(action.record_id, "a checkpoint matched no record")
             case c.Preroll():
                 self.media.submit(
                     action.token, action.media, action.sha256, action.start_at, paused=True
@@ -739,13 +1165,16 @@ class Runtime:
             case c.RestartPlayer():
                 self._restart_player(action.reason)
             case c.ExitProcess():
-                store.put(
-                    f"process_restarts/{self.boot}",
-                    str(int(store.get(f"process_restarts/{self.boot}", "0") or 0) + 1),
-                )
                 log.error("exiting so that systemd restarts the agent: %s", action.reason)
                 self.exit_code = 3
                 self.request_stop()
+                key = f"process_restarts/{self.boot}"
+                try:
+                    store.put(key, str(int(store.get(key, "0") or 0) + 1))
+                except (sqlite3.Error, OSError, ValueError) as exc:
+                    # The budget is then not counted for this restart: systemd's own start
+                    # limit still bounds a loop, and exiting is what matters now.
+                    log.error("cannot count this restart (%s); exiting anyway", exc)
             case c.Reply():
                 pass
 
@@ -780,6 +1209,48 @@ class Runtime:
             except Exception:
                 log.exception("listener failed for %s", kind)
 
+    def _run_shutdown_hooks(self) -> None:
+        """Run the shutdown hooks on a helper thread while this thread still serves their calls.
+
+        A hook such as the MQTT link's stop confirms the last PUBACKs through ``runtime.call``,
+        which only this (the core) thread answers: run on this thread, it would wait for itself.
+        Commands are refused from here on; calls are served until the hooks end or time runs out.
+        """
+        if not self.on_shutdown:
+            return
+        done = threading.Event()
+
+        def run_hooks() -> None:
+            for hook in self.on_shutdown:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("shutdown hook failed")
+            done.set()
+
+        threading.Thread(target=run_hooks, name="shutdown-hooks", daemon=True).start()
+        deadline = time.monotonic() + SHUTDOWN_HOOKS_S
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                ev = self.events.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if isinstance(ev, _Call):
+                self._serve_call(ev)
+            elif isinstance(ev, _Submitted) and ev.future.set_running_or_notify_cancel():
+                ev.future.set_exception(RuntimeError("the agent is stopping; nothing was done"))
+        if not done.is_set():
+            log.error("shutdown hooks still running after %.0f s; closing anyway", SHUTDOWN_HOOKS_S)
+
+    def _serve_call(self, ev: _Call) -> None:
+        if not ev.future.set_running_or_notify_cancel():
+            return
+        try:
+            ev.future.set_result(ev.fn())
+        except Exception as exc:
+            log.exception("core-thread call failed")
+            ev.future.set_exception(exc)
+
     def _drain_calls(self) -> None:
         """Run the adapter calls still queued (e.g. a last alarm or summary) before closing."""
         while True:
@@ -788,18 +1259,20 @@ class Runtime:
             except queue.Empty:
                 return
             if isinstance(ev, _Call) and self.store is not None:
-                try:
-                    ev.future.set_result(ev.fn())
-                except Exception as exc:
-                    ev.future.set_exception(exc)
+                self._serve_call(ev)
+            elif isinstance(ev, _Submitted) and ev.future.set_running_or_notify_cancel():
+                ev.future.set_exception(RuntimeError("the agent is stopping; nothing was done"))
 
     def _restart_player(self, reason: str) -> None:
-        old = self.player
+        new = self.player_factory()
+        if hasattr(new, "start_thread"):
+            new.start_thread()
+        # The media-check thread hands media to ``self.player`` under the gate's lock: swap it
+        # under the same lock, so a check never talks to a player that is being thrown away.
+        with self.media.lock:
+            old, self.player = self.player, new
         # A hung worker may never return: shut it down from a throw-away thread.
         threading.Thread(target=old.shutdown, kwargs={"timeout": 5.0}, daemon=True).start()
-        self.player = self.player_factory()
-        if hasattr(self.player, "start_thread"):
-            self.player.start_thread()
         log.warning("player restarted: %s", reason)
 
     # -- shutdown --------------------------------------------------------------------------
@@ -809,20 +1282,18 @@ class Runtime:
         self.events.put(c.Tick())
 
     def shutdown(self) -> None:
+        """Adapters stop first (while the store is open), then the records, then the store."""
         core, store = self.core, self.store
-        for hook in self.on_shutdown:
-            try:
-                hook()
-            except Exception:
-                log.exception("shutdown hook failed")
+        self._run_shutdown_hooks()
         self._drain_calls()
         self._retry_pending()
         if core is not None and store is not None:
             self._execute(core.interrupt_current("the agent was stopped while this was playing"))
+            self._flush_held_at_exit()
         if hasattr(self.player, "shutdown"):
             self.player.shutdown()
         self._save_lkg()
         if store is not None:
-            store.add_event("info", "agent_stopped", "Agent stopped")
+            self._store_event("info", "agent_stopped", "Agent stopped")
             store.close()
             self.store = None

@@ -70,6 +70,50 @@ ALARMS = {
         N_("The power supply is too weak"),
         N_("Use the original power adapter and check the power strip."),
     ),
+    "playback_failing": (
+        N_("Courses keep failing to play"),
+        N_("Run 'stationctl check'; if a video is damaged, ask the county technician for it again."),
+    ),
+    "player_restarted": (
+        N_("The video player had to be restarted"),
+        N_("Nothing to do if courses play; if it repeats, call the county technician."),
+    ),
+    "media_quarantined": (
+        N_("A video failed repeatedly and is skipped for a while"),
+        N_("Ask the county technician to send that video again."),
+    ),
+    "store_corrupt": (
+        N_("The viewing-record database was damaged and replaced"),
+        N_("Call the county technician: the damaged copy is kept for recovery."),
+    ),
+    "disk_full": (
+        N_("The storage was full; records were kept in memory"),
+        N_("Ask the county technician which old videos can be removed."),
+    ),
+    "store_unwritable": (
+        N_("The viewing-record database cannot be written"),
+        N_("Records are kept in memory for now; call the county technician today."),
+    ),
+    "record_write_failed": (
+        N_("A viewing record could not be saved at once"),
+        N_("It is retried by itself; if this stays, call the county technician."),
+    ),
+    "record_write_bug": (
+        N_("A viewing record was saved in an unexpected way"),
+        N_("The record is kept; tell the county technician (a software fault)."),
+    ),
+    "side_job_failed": (
+        N_("A background task of the station keeps failing"),
+        N_("Run 'stationctl logs' and tell the county technician what it says."),
+    ),
+    "schedule_unreadable_terminal": (
+        N_("The station's own schedule file is damaged"),
+        N_("The station asks the county for it again; check the network."),
+    ),
+    "schedule_unreadable_county": (
+        N_("The county schedule file is damaged"),
+        N_("The station asks the county for it again; check the network."),
+    ),
 }
 
 EVENT_KINDS = {

@@ -50,6 +50,7 @@ class Harness:
         history=None,
         lkg: float = 0.0,
         responsible_since: float | None = None,
+        synced: bool | None = True,
         **settings,
     ) -> None:
         self.clock = FakeClock(now)
@@ -72,7 +73,7 @@ class Harness:
             history=history or {},
             next_seq=1,
             lkg=lkg,
-            synced=True,
+            synced=synced,
             responsible_since=responsible_since if responsible_since is not None else now - 86400,
         )
         self.records: dict[str, Record] = {}
@@ -237,12 +238,13 @@ def test_clock_jump_back_during_a_course_keeps_it_playing() -> None:
 
 
 def test_implausible_clock_holds_slots_until_it_is_plausible() -> None:
-    lkg = T0 + 400  # the clock reads earlier than a time known to have passed
-    h = Harness([item("a", 0)], now=T0 - 300, lkg=lkg)
+    lkg = T0 + 400  # an unsynchronised clock reads earlier than a time known to have passed
+    h = Harness([item("a", 0)], now=T0 - 300, lkg=lkg, synced=False)
     h.run_until(T0 + 120)
     assert h.of(c.Play) == [] and h.of(c.Start) == [] and h.of(c.Preroll) == []
     assert any(isinstance(a, c.Log) and a.kind == "clock_hold" for a in h.log)
     h.clock.jump(200)  # NTP corrects it: now T0 + 320 s, within grace
+    h.feed(c.ClockSync(True))
     h.feed(c.ClockJump(200))
     assert len(h.of(c.Play)) == 1
     (rec,) = h.records.values()
@@ -251,10 +253,10 @@ def test_implausible_clock_holds_slots_until_it_is_plausible() -> None:
 
 def test_require_synced_clock_option() -> None:
     h = Harness([item("a", 0)], now=T0 - 2, require_synced_clock=True)
-    h.feed(c.ClockSync(False, 0.0))
+    h.feed(c.ClockSync(False))
     h.run_until(T0 + 5)
     assert h.of(c.Play) == [] and h.of(c.Start) == []
-    h.feed(c.ClockSync(True, 0.0))
+    h.feed(c.ClockSync(True))
     h.tick()
     assert len(h.of(c.Play)) == 1
 
