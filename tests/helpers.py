@@ -35,6 +35,8 @@ def write_config(dirpath: Path, **overrides: Any) -> Path:
             "start_timeout_seconds": 5,
         },
         "playback": {"checkpoint_seconds": 5, "retry_delay_seconds": 1},
+        # Tests touch loopback only: the default gateway probe would connect to the real gateway.
+        "probes": {"gateway": {"enabled": False}},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
