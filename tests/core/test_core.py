@@ -360,6 +360,7 @@ def test_duration_cap_ends_the_course_as_completed() -> None:
         h.player("progress", token, position=i, length=3600)
     (rec,) = h.records.values()
     assert rec.outcome == "completed" and "cap" in rec.reason
+    assert [a.token for a in h.of(c.Stop)] == [token], "the cap must stop the player"
 
 
 def test_interrupted_occurrence_resumes_from_its_checkpoint_with_a_new_record() -> None:
