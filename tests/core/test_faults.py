@@ -27,6 +27,7 @@ from tests.helpers import (
     one_off,
     schedule,
     start_agent,
+    tmpfs,
     wait_for,
     write_config,
 )
@@ -173,15 +174,8 @@ def test_hung_libvlc_is_detected_and_the_course_recovers_on_a_fresh_player(tmp_p
 
 @pytest.fixture
 def small_fs(tmp_path):
-    mnt = tmp_path / "state"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tmpfs(tmp_path / "state", "1m") as mnt:
+        yield mnt
 
 
 def test_disk_full_keeps_playing_keeps_records_and_recovers(tmp_path, small_fs) -> None:

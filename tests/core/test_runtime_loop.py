@@ -3,7 +3,6 @@ alarms carried over a restart, the player swap, and the duration cap with real l
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 
@@ -17,7 +16,7 @@ from agent.runtime import Runtime
 from agent.store import Store
 from agent.testmedia import write_wav
 from tests.core.test_core import T0, Harness, item
-from tests.helpers import apply_schedule, one_off, schedule, wait_for, write_config
+from tests.helpers import apply_schedule, one_off, schedule, tmpfs, wait_for, write_config
 
 
 def _runtime(tmp_path, **cfg) -> Runtime:
@@ -72,18 +71,9 @@ def test_a_failing_tick_hook_is_alarmed_and_the_loop_goes_on(tmp_path) -> None:
 
 @pytest.fixture
 def full_inbox(tmp_path):
-    """A schedule inbox on a real, full 256 KB tmpfs, holding one schedule file."""
-    mnt = tmp_path / "inbox"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    """A schedule inbox on a real 256 KB tmpfs."""
+    with tmpfs(tmp_path / "inbox", "256k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _fill(folder) -> None:

@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,24 +23,9 @@ from agent.clock import boot_id
 from agent.config import load_config
 from agent.runtime import Runtime
 from agent.store import Record, Store
-from tests.helpers import wait_for, write_config
+from tests.helpers import tmpfs, wait_for, write_config
 
 # -- real faults: a tmpfs, a full disk, a lock held by another process ---------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(mnt: Path, size: str = "1m") -> Iterator[Path]:
-    """A real tmpfs of ``size`` mounted on ``mnt`` (skips the test where mounting is not allowed)."""
-    mnt.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def remount(mnt: Path, mode: str) -> None:
