@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.config import load_config  # noqa: E402
-from agent.county.demo import CountySide, with_private_broker  # noqa: E402
-from agent.testmedia import write_wav  # noqa: E402
+from agent.cli.county.demo import CountySide, with_private_broker  # noqa: E402
+from agent.runtime.config import load_config  # noqa: E402
+from agent.testing.media import write_wav  # noqa: E402
 
 
 def main() -> int:
@@ -99,7 +99,7 @@ def main() -> int:
             broker.stop()
     print("\ndemo: viewing records in the local store:")
     subprocess.run(
-        [sys.executable, "-m", "agent.stationctl", "-c", args.config, "records"], cwd=ROOT
+        [sys.executable, "-m", "agent.cli.stationctl", "-c", args.config, "records"], cwd=ROOT
     )
     return agent.returncode or 0
 

@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.probes import Probe, ProbesConfig, Roots, build_probes
-from agent.probes import dvb as dvbmod
-from agent.probes.datacast import DatacastProbe
-from agent.probes.dvb import DvbProbe
+from agent.monitoring.probes import Probe, ProbesConfig, Roots, build_probes
+from agent.monitoring.probes import dvb as dvbmod
+from agent.monitoring.probes.datacast import DatacastProbe
+from agent.monitoring.probes.dvb import DvbProbe
 
 ROUTE = (
     "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"

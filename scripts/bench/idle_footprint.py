@@ -26,8 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from agent.config import load_config  # noqa: E402
-from agent.testmedia import write_wav  # noqa: E402
+from agent.runtime.config import load_config  # noqa: E402
+from agent.testing.media import write_wav  # noqa: E402
 from tests.helpers import apply_schedule, one_off, schedule, start_agent, write_config  # noqa: E402
 
 

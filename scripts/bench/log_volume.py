@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 
 from idle_footprint import start_broker  # noqa: E402
 
-from agent.config import load_config  # noqa: E402
-from agent.testmedia import write_garbage, write_wav  # noqa: E402
+from agent.runtime.config import load_config  # noqa: E402
+from agent.testing.media import write_garbage, write_wav  # noqa: E402
 from tests.helpers import apply_schedule, one_off, schedule, start_agent, write_config  # noqa: E402
 
 

@@ -33,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from agent.county.broker import BrokerTls, PrivateBroker  # noqa: E402
-from agent.county.client import CountyClient  # noqa: E402
-from agent.mqtt import topics as t  # noqa: E402
-from agent.mqtt.config import MqttConfig, TlsConfig  # noqa: E402
+from agent.adapters.mqtt.config import MqttConfig, TlsConfig  # noqa: E402
+from agent.cli.county.broker import BrokerTls, PrivateBroker  # noqa: E402
+from agent.cli.county.client import CountyClient  # noqa: E402
+from agent.domain import topics as t  # noqa: E402
 from tests.helpers import start_agent, write_config  # noqa: E402
 from tests.mqtt.conftest import COUNTY, TERMINAL, enqueue_records, outbox_count  # noqa: E402
 
@@ -131,7 +131,7 @@ def measure(tls: bool, tmp: Path, pki: dict[str, Path], n_records: int) -> dict[
     cc.publish(t.county_schedule(COUNTY), county_doc, retain=True)
     cc.close()
     collector = subprocess.Popen(
-        [sys.executable, "-m", "agent.county", "collect", "--db", str(work / "county.db")]
+        [sys.executable, "-m", "agent.cli.county", "collect", "--db", str(work / "county.db")]
         + ["--county", COUNTY, "--host", broker.host, "--port", str(broker.port)]
         + (
             ["--tls-ca", str(pki["ca.crt"]), "--tls-cert", str(pki["county.crt"])]

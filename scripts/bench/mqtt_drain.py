@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from agent.config import load_config  # noqa: E402
-from agent.county.broker import PrivateBroker  # noqa: E402
-from agent.mqtt.link import MqttLink  # noqa: E402
-from agent.runtime import Runtime, record_message  # noqa: E402
-from agent.store import Record  # noqa: E402
+from agent.adapters.mqtt.link import MqttLink  # noqa: E402
+from agent.adapters.sqlite.store import Record  # noqa: E402
+from agent.cli.county.broker import PrivateBroker  # noqa: E402
+from agent.runtime.config import load_config  # noqa: E402
+from agent.runtime.loop import Runtime, record_message  # noqa: E402
 from tests.helpers import write_config  # noqa: E402
 
 TERMINAL, COUNTY = "t-001", "c-01"
@@ -101,7 +101,7 @@ def agent_drain(broker: PrivateBroker, tmp: Path, n: int, mode: str) -> dict[str
         # The county collector in its own process, as on the county's server.
         log = tmp / "collector.log"
         collector = subprocess.Popen(
-            [sys.executable, "-m", "agent.county", "collect", "--db", str(tmp / "county.db")]
+            [sys.executable, "-m", "agent.cli.county", "collect", "--db", str(tmp / "county.db")]
             + ["--county", COUNTY, "--host", broker.host, "--port", str(broker.port)]
             + ["--client-id", f"bench-collector-{uuid.uuid4().hex[:6]}"],
             stdout=open(log, "wb"),  # noqa: SIM115

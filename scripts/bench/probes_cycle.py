@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _probe_fixtures import Fixture  # noqa: E402
 
-from agent.health import HealthEngine  # noqa: E402
-from agent.linkstats import LinkWindow  # noqa: E402
-from agent.probes.tcp import TcpSample  # noqa: E402
+from agent.domain.health import HealthEngine  # noqa: E402
+from agent.domain.linkstats import LinkWindow  # noqa: E402
+from agent.monitoring.probes.tcp import TcpSample  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

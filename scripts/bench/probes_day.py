@@ -44,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _probe_fixtures import Fixture  # noqa: E402
 
-from agent.alarms import persist_alarm_change, persist_link_summary  # noqa: E402
-from agent.health import AlarmChange  # noqa: E402
-from agent.probes import ProbesConfig  # noqa: E402
-from agent.store import Store  # noqa: E402
+from agent.adapters.sqlite.alarms import persist_alarm_change, persist_link_summary  # noqa: E402
+from agent.adapters.sqlite.store import Store  # noqa: E402
+from agent.domain.health import AlarmChange  # noqa: E402
+from agent.monitoring.probes import ProbesConfig  # noqa: E402
 
 DAY = 86400.0
 
@@ -60,7 +60,7 @@ CHILD = textwrap.dedent(
     rss_bare = me.memory_info().rss
     sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
     from _probe_fixtures import Fixture
-    from agent.monitor import Monitor
+    from agent.monitoring.monitor import Monitor
     fx = Fixture()
     fx.cfg.icmp.hosts = []          # default config: no ping hosts
     fx.cfg.datacast.receive_dir = None

@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from agent.config import load_config  # noqa: E402
-from agent.runtime import Runtime  # noqa: E402
-from agent.store import Store  # noqa: E402
-from agent.testmedia import write_wav  # noqa: E402
+from agent.adapters.sqlite.store import Store  # noqa: E402
+from agent.runtime.config import load_config  # noqa: E402
+from agent.runtime.loop import Runtime  # noqa: E402
+from agent.testing.media import write_wav  # noqa: E402
 from tests.helpers import apply_schedule, one_off, schedule, write_config  # noqa: E402
 
 

@@ -4,9 +4,9 @@ Builds a station whose store holds N records (a year of history, one every few m
 attendance, misses and skips), 20,000 events, alarms and 1,000 unsent messages, plus an applied
 schedule with media. Then measures ``stationctl status``:
 
-- whole command: a new process each time (``python -m agent.stationctl status``), interpreter
+- whole command: a new process each time (``python -m agent.cli.stationctl status``), interpreter
   start and imports included, which is what the admin waits for;
-- in-process: ``agent.stationctl.main(["status"])`` in a warm interpreter (the work itself);
+- in-process: ``agent.cli.stationctl.main(["status"])`` in a warm interpreter (the work itself);
 
 each with the agent stopped (facts from the store and schedule files) and with the real agent
 running on that store (facts over the control socket). Prints p50/p95/max in milliseconds.
@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from agent.store import RECORD_COLUMNS, Record, Store, utc_text  # noqa: E402
-from agent.testmedia import write_wav  # noqa: E402
+from agent.adapters.sqlite.store import RECORD_COLUMNS, Record, Store, utc_text  # noqa: E402
+from agent.testing.media import write_wav  # noqa: E402
 from tests.helpers import apply_schedule, one_off, schedule, write_config  # noqa: E402
 
 LIMIT_MS = 300.0
@@ -129,7 +129,16 @@ def whole_command(config: Path, runs: int, lang: str) -> list[float]:
     for _ in range(runs):
         t0 = time.perf_counter()
         r = subprocess.run(
-            [sys.executable, "-m", "agent.stationctl", "-c", str(config), "--lang", lang, "status"],
+            [
+                sys.executable,
+                "-m",
+                "agent.cli.stationctl",
+                "-c",
+                str(config),
+                "--lang",
+                lang,
+                "status",
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -151,7 +160,7 @@ def bare(argv: list[str], runs: int) -> list[float]:
 
 
 def in_process(config: Path, runs: int, lang: str) -> list[float]:
-    from agent.stationctl import main
+    from agent.cli.stationctl import main
 
     times = []
     for _ in range(runs + 2):
@@ -190,8 +199,8 @@ def main() -> int:
         build_s = time.perf_counter() - t0
         size_mb = (Path(tmp) / "state" / "agent.db").stat().st_size / 1e6
         results["floor: python -c pass"] = summary(bare(["-c", "pass"], args.runs))
-        results["floor: import agent.config"] = summary(
-            bare(["-c", "import agent.config"], args.runs)
+        results["floor: import agent.runtime.config"] = summary(
+            bare(["-c", "import agent.runtime.config"], args.runs)
         )
         results["stopped, whole command"] = summary(whole_command(config, args.runs, args.lang))
         results["stopped, in-process"] = summary(in_process(config, args.runs, args.lang))
@@ -202,7 +211,7 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
-            from agent.stationctl.client import AgentUnavailable, request
+            from agent.cli.stationctl.client import AgentUnavailable, request
 
             deadline = time.monotonic() + 60
             while True:

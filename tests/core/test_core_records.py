@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent import core as c
+from agent.domain import core as c
 from tests.core.test_core import T0, Harness, item
 
 

@@ -7,8 +7,8 @@ import signal
 import sqlite3
 import time
 
-from agent.config import load_config
-from agent.testmedia import write_wav
+from agent.runtime.config import load_config
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule, start_agent, wait_for, write_config
 
 KILLS = 50

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from agent.config import PlaybackConfig, VlcConfig, load_config
-from agent.mqtt.config import MqttConfig
-from agent.probes.config import ProbesConfig
+from agent.adapters.mqtt.config import MqttConfig
+from agent.monitoring.probes.config import ProbesConfig
+from agent.runtime.config import PlaybackConfig, VlcConfig, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "agent.example.yaml"
 

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from agent import core as c
-from agent.config import load_config
-from agent.player import VlcPlayer
-from agent.runtime import LogLimiter, Runtime
-from agent.store import Store
-from agent.testmedia import write_garbage, write_wav
+from agent.adapters.sqlite.store import Store
+from agent.adapters.vlc_player import VlcPlayer
+from agent.domain import core as c
+from agent.runtime.config import load_config
+from agent.runtime.loop import LogLimiter, Runtime
+from agent.testing.media import write_garbage, write_wav
 from tests.core.test_core import T0, Harness, item
 from tests.helpers import (
     ROOT,

@@ -7,12 +7,12 @@ import hashlib
 import threading
 import time
 
-from agent.config import load_config
-from agent.core import PlayCommand, StopCommand
-from agent.media import HashCache
-from agent.runtime import Runtime
-from agent.store import Store
-from agent.testmedia import write_wav
+from agent.adapters.media_files import HashCache
+from agent.adapters.sqlite.store import Store
+from agent.domain.core import PlayCommand, StopCommand
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule, wait_for, write_config
 
 SLOW_S = 1.5

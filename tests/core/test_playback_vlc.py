@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config
-from agent.runtime import Runtime
-from agent.store import Store
-from agent.testmedia import write_garbage, write_truncated_wav, write_wav
+from agent.adapters.sqlite.store import Store
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
+from agent.testing.media import write_garbage, write_truncated_wav, write_wav
 from tests.helpers import apply_schedule, one_off, schedule, wait_for, write_config
 
 
@@ -178,7 +178,7 @@ def test_stalled_stream_is_stopped_and_recorded(agent, tmp_path) -> None:
 
 
 def test_on_demand_play_through_the_core_thread(agent) -> None:
-    from agent.core import PlayCommand, Reply, StopCommand
+    from agent.domain.core import PlayCommand, Reply, StopCommand
 
     a = agent()
     write_wav(a.cfg.content_dir / "od.wav", 30.0)
@@ -216,7 +216,7 @@ def test_schedule_file_dropped_into_the_inbox_is_applied_or_rejected(agent, tmp_
 
 def test_played_seconds_of_a_completed_wav_is_its_length(agent) -> None:
     """Prerolled (scheduled) and cold (on-demand) starts both count the whole media, no more."""
-    from agent.core import PlayCommand, Reply
+    from agent.domain.core import PlayCommand, Reply
 
     a = agent()
     write_wav(a.cfg.content_dir / "three.wav", 3.0, tone_hz=440)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.player import PlayerEvent, VlcPlayer
-from agent.testmedia import write_wav
+from agent.adapters.vlc_player import PlayerEvent, VlcPlayer
+from agent.testing.media import write_wav
 from tests.helpers import DUMMY_VLC, wait_for
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from agent.config import load_config
-from agent.runtime import Runtime
-from agent.store import Record, Store
+from agent.adapters.sqlite.store import Record, Store
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
 from tests.helpers import apply_schedule, one_off, schedule, write_config
 
 LEARNED_S = 600.0  # the course's real length, learned when it last played

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from agent import core as c
-from agent.store import Record, Store
+from agent.adapters.sqlite.store import Record, Store
+from agent.domain import core as c
 from tests.core.test_store_recovery import (
     WRITER_LOCK,
     alarm_rows,

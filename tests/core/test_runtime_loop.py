@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from agent import core as c
-from agent.alarms import persist_alarm_change
-from agent.config import load_config
-from agent.health import AlarmChange
-from agent.runtime import Runtime
-from agent.store import Store
-from agent.testmedia import write_wav
+from agent.adapters.sqlite.alarms import persist_alarm_change
+from agent.adapters.sqlite.store import Store
+from agent.domain import core as c
+from agent.domain.health import AlarmChange
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
+from agent.testing.media import write_wav
 from tests.core.test_core import T0, Harness, item
 from tests.helpers import apply_schedule, one_off, schedule, tmpfs, wait_for, write_config
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from agent.config import load_config
-from agent.runtime import Runtime
-from agent.schedule import ScheduleRejected, ScheduleStore
-from agent.store import Store
+from agent.adapters.sqlite.store import Store
+from agent.domain.schedule import ScheduleRejected, ScheduleStore
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
 from tests.helpers import schedule, write_config
 
 ALARM = "schedule_unreadable_terminal"

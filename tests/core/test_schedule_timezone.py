@@ -7,10 +7,10 @@ import json
 import time
 from zoneinfo import ZoneInfo
 
-from agent.config import load_config
-from agent.runtime import Runtime
-from agent.schedule import ScheduleStore, parse_untrusted
-from agent.store import utc_text
+from agent.adapters.sqlite.store import utc_text
+from agent.domain.schedule import ScheduleStore, parse_untrusted
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
 from tests.helpers import write_config
 
 ZONE = "America/Sao_Paulo"  # UTC-3 all year: 11 h from the old Asia/Shanghai default
@@ -54,7 +54,7 @@ def test_the_runtime_plans_in_the_configured_zone(tmp_path) -> None:
 
 
 def test_stationctl_next_plans_in_the_stations_zone(tmp_path, capsys) -> None:
-    from agent.stationctl import main
+    from agent.cli.stationctl import main
 
     config = write_config(tmp_path, timezone=ZONE)
     start = time.time() + 86400

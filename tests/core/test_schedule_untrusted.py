@@ -14,8 +14,8 @@ import time
 import pytest
 import yaml
 
-from agent.safeload import DocumentError, Limits, parse_document, parse_yaml
-from agent.schedule import ScheduleRejected, ScheduleStore, parse_untrusted
+from agent.adapters.documents import DocumentError, Limits, parse_document, parse_yaml
+from agent.domain.schedule import ScheduleRejected, ScheduleStore, parse_untrusted
 
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if yaml.__with_libyaml__ else [])
 LOADER_IDS = [loader.__name__ for loader in LOADERS]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agent.config import ConfigError, load_config
-from agent.schedule import ScheduleRejected, ScheduleStore, parse_schedule
+from agent.domain.schedule import ScheduleRejected, ScheduleStore, parse_schedule
+from agent.runtime.config import ConfigError, load_config
 from tests.helpers import write_config
 
 GOOD = """\

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from agent import core as c
-from agent.media import HashCache
+from agent.adapters.media_files import HashCache
+from agent.domain import core as c
 from tests.core.test_store_recovery import (
     alarm_rows,
     fill,

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import core as c
-from agent.clock import boot_id
-from agent.config import load_config
-from agent.runtime import Runtime
-from agent.store import Record, Store
+from agent.adapters.kernel_clock import boot_id
+from agent.adapters.sqlite.store import Record, Store
+from agent.domain import core as c
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
 from tests.helpers import tmpfs, wait_for, write_config
 
 # -- real faults: a tmpfs, a full disk, a lock held by another process ---------------------------

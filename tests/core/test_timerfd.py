@@ -1,4 +1,4 @@
-"""agent.timerfd: a wall-clock deadline, a wake from another thread, a set of the clock.
+"""agent.adapters.timerfd: a wall-clock deadline, a wake from another thread, a set of the clock.
 
 Deadlines and wakes run on this machine's real kernel. Setting the clock cannot be done here
 without moving this machine's clock for everyone: a time namespace virtualises only the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.timerfd import LoopWaiter, Wakeup, WallClockTimer, sleep_until
+from agent.adapters.timerfd import LoopWaiter, Wakeup, WallClockTimer, sleep_until
 from tests.helpers import ROOT
 
 UML = shutil.which("linux.uml")
@@ -141,7 +141,7 @@ def timed(fn):
 
 results = {}
 try:
-    from agent.timerfd import LoopWaiter, sleep_until
+    from agent.adapters.timerfd import LoopWaiter, sleep_until
     results["kernel"] = os.uname().release
     with LoopWaiter() as w:
         results["no_set"] = timed(lambda: w.wait(time.time() + 60, max_sleep=0.5))

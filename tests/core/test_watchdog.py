@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from agent import sdnotify
-from agent.config import load_config
-from agent.daemon import start_watchdog
-from agent.runtime import Runtime
+from agent.adapters import sdnotify
+from agent.cli.daemon import start_watchdog
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
 from tests.helpers import start_agent, wait_for, write_config
 
 

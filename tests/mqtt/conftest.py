@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from agent.county.broker import PrivateBroker
-from agent.county.client import CountyClient
-from agent.mqtt.config import MqttConfig
+from agent.adapters.mqtt.config import MqttConfig
+from agent.cli.county.broker import PrivateBroker
+from agent.cli.county.client import CountyClient
 from tests.helpers import ROOT, start_agent, write_config
 
 TERMINAL, COUNTY = "t-001", "c-01"
@@ -252,8 +252,8 @@ def enqueue_records(state_dir: Path, n: int, start_seq: int = 1, prefix: str = "
     does (works while the agent runs: SQLite WAL, the agent sees the new rows)."""
     import uuid
 
-    from agent.runtime import record_message
-    from agent.store import Record, Store
+    from agent.adapters.sqlite.store import Record, Store
+    from agent.runtime.loop import record_message
 
     store = Store(state_dir / "agent.db")
     ids = []

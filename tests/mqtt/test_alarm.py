@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config import load_config
-from agent.mqtt.alarm import ALARM, OutboxAlarm
-from agent.runtime import Runtime
-from agent.store import Store
+from agent.adapters.mqtt.alarm import ALARM, OutboxAlarm
+from agent.adapters.sqlite.store import Store
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
 from tests.helpers import write_config
 from tests.mqtt.conftest import enqueue_records
 

@@ -9,10 +9,10 @@ import json
 import time
 from pathlib import Path
 
-from agent.county.client import CountyClient
-from agent.county.collector import CollectorDb
-from agent.mqtt import protocol as p
-from agent.mqtt import topics as t
+from agent.cli.county.client import CountyClient
+from agent.cli.county.collector import CollectorDb
+from agent.domain import protocol as p
+from agent.domain import topics as t
 from tests.mqtt.conftest import COUNTY, county_cfg, db_rows, start_collector, wait_rows
 from tests.mqtt.test_link import record
 

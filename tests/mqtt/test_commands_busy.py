@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from agent.config import load_config
-from agent.mqtt.bridge import RuntimeBridge
-from agent.mqtt.commands import CommandProcessor
-from agent.runtime import Runtime
-from agent.testmedia import write_wav
+from agent.adapters.mqtt.bridge import RuntimeBridge
+from agent.adapters.mqtt.commands import CommandProcessor
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule, write_config
 
 TIMEOUT = 0.5  # how long the bridge waits for the core thread
@@ -104,7 +104,7 @@ def test_a_command_the_busy_core_did_not_take_is_never_run(running, cmd, args, c
 
 
 def _play_now() -> Any:
-    from agent.core import PlayCommand
+    from agent.domain.core import PlayCommand
 
     return PlayCommand("PH-01", None, None, trigger="admin")
 

@@ -12,8 +12,8 @@ import json
 import os
 import time
 
-from agent.county.cmd import send_command
-from agent.testmedia import write_wav
+from agent.cli.county.cmd import send_command
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule
 from tests.mqtt.conftest import COUNTY, TERMINAL, agent_config, county_cfg, db_rows, online
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.county.client import CountyClient
-from agent.county.cmd import send_command
-from agent.mqtt import protocol as p
-from agent.mqtt import topics as t
+from agent.cli.county.client import CountyClient
+from agent.cli.county.cmd import send_command
+from agent.domain import protocol as p
+from agent.domain import topics as t
 from tests.mqtt.conftest import COUNTY, TERMINAL, agent_config, county_cfg, online
 
 BIG = 8 * 1024 * 1024

@@ -7,10 +7,10 @@ import json
 import signal
 import time
 
-from agent.county.broker import PrivateBroker
-from agent.county.client import CountyClient
-from agent.mqtt import topics as t
-from agent.testmedia import write_wav
+from agent.cli.county.broker import PrivateBroker
+from agent.cli.county.client import CountyClient
+from agent.domain import topics as t
+from agent.testing.media import write_wav
 from tests.helpers import one_off, schedule
 from tests.mqtt.conftest import (
     COUNTY,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from agent.testmedia import write_wav
+from agent.testing.media import write_wav
 from tests.helpers import one_off, schedule
 from tests.mqtt.conftest import (
     COUNTY,
@@ -71,7 +71,7 @@ def test_push_play_collect_ack(tmp_path, broker, spy, agents):
         last = spy.messages("state")[-1].obj
         assert last["state"] == "offline" and last["reason"] == "shutdown"
         # every message the terminal sent matches the protocol
-        from agent.mqtt import protocol as p
+        from agent.domain import protocol as p
 
         for s in spy.messages():
             kind = p.KIND_BY_SUFFIX.get(s.suffix)

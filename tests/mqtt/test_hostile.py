@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import time
 
-from agent.county.client import CountyClient
-from agent.county.cmd import send_command
-from agent.mqtt import topics as t
-from agent.testmedia import write_wav
+from agent.cli.county.client import CountyClient
+from agent.cli.county.cmd import send_command
+from agent.domain import topics as t
+from agent.testing.media import write_wav
 from tests.helpers import one_off, schedule
 from tests.mqtt.conftest import (
     COUNTY,

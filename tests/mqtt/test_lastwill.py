@@ -14,8 +14,8 @@ import queue
 import signal
 import time
 
-from agent.county.client import CountyClient
-from agent.mqtt import topics as t
+from agent.cli.county.client import CountyClient
+from agent.domain import topics as t
 from tests.mqtt.conftest import COUNTY, TERMINAL, agent_config, county_cfg, online
 
 KEEPALIVE = 4

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.county.broker import PrivateBroker
-from agent.county.collector import Collector
-from agent.mqtt.bridge import MemoryBridge
-from agent.mqtt.config import MqttConfig
-from agent.mqtt.link import MqttLink
+from agent.adapters.mqtt.bridge import MemoryBridge
+from agent.adapters.mqtt.config import MqttConfig
+from agent.adapters.mqtt.link import MqttLink
+from agent.cli.county.broker import PrivateBroker
+from agent.cli.county.collector import Collector
 from tests.mqtt.conftest import COUNTY, TERMINAL, county_cfg, wait_until
 
 

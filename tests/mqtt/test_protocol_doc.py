@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from agent.mqtt import protocol as p
-from agent.mqtt import topics as t
-from agent.mqtt.config import MqttConfig
-from agent.safeload import loads_strict_json
-from agent.schedule import parse_schedule
+from agent.adapters.documents import loads_strict_json
+from agent.adapters.mqtt.config import MqttConfig
+from agent.domain import protocol as p
+from agent.domain import topics as t
+from agent.domain.schedule import parse_schedule
 from tests.helpers import ROOT
 
 DOC = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
@@ -64,7 +64,7 @@ def test_quoted_defaults_are_the_codes():
     for name, text in quoted.items():
         assert text in DOC, (name, text)
     assert f"latest {2000}" in DOC  # executed command ids kept
-    from agent.mqtt.bridge import COMMANDS_KEPT
+    from agent.adapters.mqtt.bridge import COMMANDS_KEPT
 
     assert COMMANDS_KEPT == 2000
     for cmd in p.COMMANDS:

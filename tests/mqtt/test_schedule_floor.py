@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import time
 
-from agent.county.client import CountyClient
-from agent.mqtt import topics as t
-from agent.schedule import ScheduleRejected, ScheduleStore
+from agent.cli.county.client import CountyClient
+from agent.domain import topics as t
+from agent.domain.schedule import ScheduleRejected, ScheduleStore
 from tests.helpers import schedule
 from tests.mqtt.conftest import (
     COUNTY,

@@ -9,12 +9,12 @@ import threading
 import time
 from typing import Any
 
-from agent.config import load_config
-from agent.county.client import CountyClient
-from agent.mqtt import topics as t
-from agent.mqtt.bridge import RuntimeBridge
-from agent.runtime import Runtime
-from agent.safeload import parse_json, parse_yaml
+from agent.adapters.documents import parse_json, parse_yaml
+from agent.adapters.mqtt.bridge import RuntimeBridge
+from agent.cli.county.client import CountyClient
+from agent.domain import topics as t
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
 from tests.helpers import schedule, write_config
 from tests.mqtt.conftest import COUNTY, TERMINAL, agent_config, county_cfg, online
 

@@ -10,10 +10,10 @@ import time
 
 import yaml
 
-from agent.county.broker import BrokerTls, PrivateBroker
-from agent.county.client import CountyClient
-from agent.mqtt import topics as t
-from agent.mqtt.config import MqttConfig, TlsConfig
+from agent.adapters.mqtt.config import MqttConfig, TlsConfig
+from agent.cli.county.broker import BrokerTls, PrivateBroker
+from agent.cli.county.client import CountyClient
+from agent.domain import topics as t
 from tests.helpers import ROOT, write_config
 from tests.mqtt.conftest import COUNTY, TERMINAL, fast_mqtt, wait_until
 

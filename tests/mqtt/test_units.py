@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config
-from agent.county.collector import CollectorDb
-from agent.county.watch import Fleet
-from agent.mqtt import protocol as p
-from agent.mqtt import topics as t
-from agent.mqtt.backoff import Backoff
-from agent.mqtt.link import with_msg_id
-from agent.mqtt.outbox import OTHER, RECORDS, OutboxPolicy, Row
+from agent.adapters.mqtt.link import with_msg_id
+from agent.cli.county.collector import CollectorDb
+from agent.cli.county.watch import Fleet
+from agent.domain import protocol as p
+from agent.domain import topics as t
+from agent.domain.backoff import Backoff
+from agent.domain.outbox import OTHER, RECORDS, OutboxPolicy, Row
+from agent.runtime.config import ConfigError, load_config
 from tests.helpers import write_config
 from tests.mqtt.test_link import record
 
@@ -218,7 +218,7 @@ def test_example_config_block_is_valid(tmp_path: Path):
     if isinstance(block.get("tls"), dict):
         block["tls"].pop("ca_file", None)  # the example path does not exist here
     cfg = load_config(write_config(tmp_path, mqtt=block))
-    from agent.mqtt.config import MqttConfig
+    from agent.adapters.mqtt.config import MqttConfig
 
     defaults = MqttConfig(host="x")
     for key, value in block.items():

@@ -15,24 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig, load_config
-from agent.county.demo import with_private_broker
-from agent.monitor_wiring import broker_target
-from agent.probes import build_probes
-from agent.probes.cec import CecProbe
-from agent.probes.clocksync import ClockSyncProbe
-from agent.probes.datacast import DatacastProbe
-from agent.probes.display import DisplayProbe
-from agent.probes.dns import DnsProbe
-from agent.probes.dvb import DvbProbe
-from agent.probes.gateway import GatewayProbe
-from agent.probes.icmp import IcmpProbe
-from agent.probes.netif import NetifProbe
-from agent.probes.power import PowerProbe
-from agent.probes.storage_wear import StorageWearProbe
-from agent.probes.system import SystemProbe
-from agent.probes.tcp import TcpProbe
-from agent.probes.thermal import ThermalProbe
+from agent.cli.county.demo import with_private_broker
+from agent.monitoring.probes import build_probes
+from agent.monitoring.probes.cec import CecProbe
+from agent.monitoring.probes.clocksync import ClockSyncProbe
+from agent.monitoring.probes.datacast import DatacastProbe
+from agent.monitoring.probes.display import DisplayProbe
+from agent.monitoring.probes.dns import DnsProbe
+from agent.monitoring.probes.dvb import DvbProbe
+from agent.monitoring.probes.gateway import GatewayProbe
+from agent.monitoring.probes.icmp import IcmpProbe
+from agent.monitoring.probes.netif import NetifProbe
+from agent.monitoring.probes.power import PowerProbe
+from agent.monitoring.probes.storage_wear import StorageWearProbe
+from agent.monitoring.probes.system import SystemProbe
+from agent.monitoring.probes.tcp import TcpProbe
+from agent.monitoring.probes.thermal import ThermalProbe
+from agent.monitoring.wiring import broker_target
+from agent.runtime.config import AgentConfig, load_config
 from tests.helpers import ROOT, write_config
 
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"

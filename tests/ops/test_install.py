@@ -164,7 +164,7 @@ def test_repo_example_config_installs_and_loads(root: Path):
     run_install("--root", root, "--skip-venv")
     installed = root / "etc/station-agent/agent.yaml"
     sys.path.insert(0, str(REPO))
-    from agent.config import load_config
+    from agent.runtime.config import load_config
 
     cfg = load_config(installed)
     assert cfg.state_dir == Path("/var/lib/station-agent")
@@ -294,7 +294,7 @@ def test_real_venv_build_upgrade_and_keep_previous(tmp_path: Path, template: Pat
     assert first.startswith("venvs/0.") and (link / ".complete").exists()
     venv_python = link / "bin/python"
     check = subprocess.run(
-        [str(venv_python), "-c", "import agent.sdnotify, agent; print(agent.__version__)"],
+        [str(venv_python), "-c", "import agent.adapters.sdnotify, agent; print(agent.__version__)"],
         capture_output=True,
         text=True,
     )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import sdnotify
-from agent.sdnotify import WatchdogGate, WatchdogPinger
+from agent.adapters import sdnotify
+from agent.adapters.sdnotify import WatchdogGate, WatchdogPinger
 
 
 @pytest.fixture

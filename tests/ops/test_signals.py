@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config
-from agent.stationctl.client import AgentUnavailable, request
-from agent.testmedia import write_wav
+from agent.cli.stationctl.client import AgentUnavailable, request
+from agent.runtime.config import load_config
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule, start_agent, wait_for, write_config
 
 BURSTS = {

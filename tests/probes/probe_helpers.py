@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.probes.base import CommandResult
+from agent.monitoring.probes.base import CommandResult
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

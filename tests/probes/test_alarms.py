@@ -1,4 +1,4 @@
-"""Alarm and summary persistence in a real SQLite file through agent.store.Store."""
+"""Alarm and summary persistence in a real SQLite file through agent.adapters.sqlite.store.Store."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.alarms import (
+from agent.adapters.sqlite.alarms import (
     active_alarms,
     alarm_msg_id,
     parse_utc,
     persist_alarm_change,
     persist_link_summary,
 )
-from agent.health import AlarmChange
-from agent.store import Store, utc_text
+from agent.adapters.sqlite.store import Store, utc_text
+from agent.domain.health import AlarmChange
 
 T0 = 1_800_000_000.25
 

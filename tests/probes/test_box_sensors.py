@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.probes.base import CommandResult
-from agent.probes.display import DisplayProbe, DisplayProbeConfig
-from agent.probes.power import PowerProbe, PowerProbeConfig, parse_vcgencmd
-from agent.probes.storage_wear import StorageWearProbe, StorageWearProbeConfig, life_band
-from agent.probes.thermal import ThermalProbe, ThermalProbeConfig
+from agent.monitoring.probes.base import CommandResult
+from agent.monitoring.probes.display import DisplayProbe, DisplayProbeConfig
+from agent.monitoring.probes.power import PowerProbe, PowerProbeConfig, parse_vcgencmd
+from agent.monitoring.probes.storage_wear import StorageWearProbe, StorageWearProbeConfig, life_band
+from agent.monitoring.probes.thermal import ThermalProbe, ThermalProbeConfig
 from tests.probes.probe_helpers import RecordedRunner, write_tree
 
 # -- thermal ---------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.probes import clocksync
-from agent.probes.base import CommandResult, run_command
-from agent.probes.cec import CecProbe, CecProbeConfig, parse_power_status
-from agent.probes.clocksync import ClockSyncProbe, ClockSyncProbeConfig, Timex
+from agent.monitoring.probes import clocksync
+from agent.monitoring.probes.base import CommandResult, run_command
+from agent.monitoring.probes.cec import CecProbe, CecProbeConfig, parse_power_status
+from agent.monitoring.probes.clocksync import ClockSyncProbe, ClockSyncProbeConfig, Timex
 from tests.probes.probe_helpers import RecordedRunner
 
 CEC_ON = """Transmit from Playback Device 1 to TV (4 to 0):

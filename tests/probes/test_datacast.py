@@ -4,7 +4,7 @@ import os
 import time
 from pathlib import Path
 
-from agent.probes.datacast import DatacastProbe, DatacastProbeConfig
+from agent.monitoring.probes.datacast import DatacastProbe, DatacastProbeConfig
 from tests.probes.probe_helpers import write_tree
 
 

@@ -4,8 +4,8 @@ import socket
 import threading
 import time
 
-from agent.probes import base
-from agent.probes.dns import DnsProbe, DnsProbeConfig
+from agent.monitoring.probes import base
+from agent.monitoring.probes.dns import DnsProbe, DnsProbeConfig
 
 
 def test_localhost_resolves_with_a_time() -> None:

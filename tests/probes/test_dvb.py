@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.probes import dvb
-from agent.probes.base import CommandResult
-from agent.probes.dvb import DvbProbe, DvbProbeConfig, make_structs, parse_fe_tool
+from agent.monitoring.probes import dvb
+from agent.monitoring.probes.base import CommandResult
+from agent.monitoring.probes.dvb import DvbProbe, DvbProbeConfig, make_structs, parse_fe_tool
 from tests.probes.probe_helpers import RecordedRunner
 
 # Layout facts from include/uapi/linux/dvb/frontend.h, written down independently of ctypes:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agent.probes.gateway import GatewayProbe, GatewayProbeConfig, parse_route
+from agent.monitoring.probes.gateway import GatewayProbe, GatewayProbeConfig, parse_route
 from tests.probes.probe_helpers import write_tree
 
 ROUTE_HEADER = (

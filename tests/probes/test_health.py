@@ -6,19 +6,19 @@ from typing import Any
 
 import pytest
 
-from agent.health import ALARM_NAMES, HealthEngine, Hysteresis
-from agent.linkstats import WindowStats
-from agent.probes.cec import CecSample
-from agent.probes.clocksync import ClockSyncSample
-from agent.probes.config import AlarmsConfig
-from agent.probes.datacast import DatacastSample
-from agent.probes.display import Connector, DisplaySample
-from agent.probes.dvb import DvbSample
-from agent.probes.icmp import IcmpResult, IcmpSample
-from agent.probes.power import PowerSample
-from agent.probes.system import DiskState, SystemSample
-from agent.probes.tcp import TcpResult, TcpSample
-from agent.probes.thermal import ThermalSample
+from agent.domain.health import ALARM_NAMES, HealthEngine, Hysteresis
+from agent.domain.linkstats import WindowStats
+from agent.monitoring.probes.cec import CecSample
+from agent.monitoring.probes.clocksync import ClockSyncSample
+from agent.monitoring.probes.config import AlarmsConfig
+from agent.monitoring.probes.datacast import DatacastSample
+from agent.monitoring.probes.display import Connector, DisplaySample
+from agent.monitoring.probes.dvb import DvbSample
+from agent.monitoring.probes.icmp import IcmpResult, IcmpSample
+from agent.monitoring.probes.power import PowerSample
+from agent.monitoring.probes.system import DiskState, SystemSample
+from agent.monitoring.probes.tcp import TcpResult, TcpSample
+from agent.monitoring.probes.thermal import ThermalSample
 
 T0 = 1_800_000_000.0
 

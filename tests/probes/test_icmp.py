@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.probes.base import CommandResult
-from agent.probes.icmp import IcmpProbe, IcmpProbeConfig, _checksum, echo_request, parse_ping_output
+from agent.monitoring.probes.base import CommandResult
+from agent.monitoring.probes.icmp import (
+    IcmpProbe,
+    IcmpProbeConfig,
+    _checksum,
+    echo_request,
+    parse_ping_output,
+)
 from tests.probes.probe_helpers import RecordedRunner, write_tree
 
 IPUTILS_OK = """PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.
@@ -122,7 +128,7 @@ def test_echo_request_checksum_verifies() -> None:
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from agent.probes.icmp import IcmpProbe, IcmpProbeConfig
+from agent.monitoring.probes.icmp import IcmpProbe, IcmpProbeConfig
 p = IcmpProbe(IcmpProbeConfig(hosts=["127.0.0.1"], count=3, method="socket"))
 s = p.collect(time.monotonic() + 2)
 r = s.results[0]

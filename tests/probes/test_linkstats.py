@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.linkstats import MAX_SUMMARY_RTTS, LinkWindow, SummaryBuilder, jitter, percentile
+from agent.domain.linkstats import MAX_SUMMARY_RTTS, LinkWindow, SummaryBuilder, jitter, percentile
 
 
 def test_percentile_nearest_rank() -> None:

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.monitor import Monitor
-from agent.probes import ProbesConfig, Roots, build_probes
-from agent.probes.base import Sample
-from agent.probes.tcp import TcpProbe, TcpProbeConfig
+from agent.monitoring.monitor import Monitor
+from agent.monitoring.probes import ProbesConfig, Roots, build_probes
+from agent.monitoring.probes.base import Sample
+from agent.monitoring.probes.tcp import TcpProbe, TcpProbeConfig
 
 
 class Recorder:

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.linkstats import WindowStats
-from agent.monitor import Monitor
-from agent.probes import ProbesConfig
-from agent.probes.tcp import TcpResult, TcpSample
+from agent.domain.linkstats import WindowStats
+from agent.monitoring.monitor import Monitor
+from agent.monitoring.probes import ProbesConfig
+from agent.monitoring.probes.tcp import TcpResult, TcpSample
 
 HAMMER_SECONDS = 1.5
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agent.probes.netif import NetifProbe, NetifProbeConfig
+from agent.monitoring.probes.netif import NetifProbe, NetifProbeConfig
 from tests.probes.probe_helpers import write_tree
 
 

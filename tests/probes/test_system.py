@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.probes.system import ShutdownTracker, SystemProbe, SystemProbeConfig, parse_mountinfo
+from agent.monitoring.probes.system import (
+    ShutdownTracker,
+    SystemProbe,
+    SystemProbeConfig,
+    parse_mountinfo,
+)
 from tests.probes.probe_helpers import write_tree
 
 MOUNTINFO = """22 1 179:2 / / rw,noatime shared:1 - ext4 /dev/mmcblk0p2 rw
@@ -95,7 +100,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from agent.probes.system import SystemProbe, SystemProbeConfig
+from agent.monitoring.probes.system import SystemProbe, SystemProbeConfig
 s = SystemProbe(SystemProbeConfig(paths=[Path({mnt!r})])).collect(time.monotonic() + 1)
 d = s.disks[0]
 print(json.dumps({{"readonly": d.readonly, "fs": d.fs_type, "mount": d.mount_point}}))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import socket
 import time
 
-from agent.probes.tcp import TcpProbe, TcpProbeConfig
+from agent.monitoring.probes.tcp import TcpProbe, TcpProbeConfig
 
 
 def probe(*targets: str, timeout: float = 1.0, resolver=socket.getaddrinfo) -> TcpProbe:

@@ -36,7 +36,7 @@ def station(tmp_path: Path) -> Path:
 @pytest.fixture
 def ctl(capsys: pytest.CaptureFixture[str]) -> Any:
     """Run stationctl in this process: ctl(config, "status", "--json", lang="zh_CN")."""
-    from agent.stationctl import main
+    from agent.cli.stationctl import main
 
     def run(config: Path | None, *args: str, lang: str = "en") -> Result:
         argv = (["-c", str(config)] if config else []) + ["--lang", lang, *args]
@@ -57,7 +57,7 @@ def run_stationctl(
     env.pop("LC_ALL", None)
     env.update(kw.pop("env", {}))
     return subprocess.run(
-        [sys.executable, "-m", "agent.stationctl", "-c", str(config), "--lang", lang, *args],
+        [sys.executable, "-m", "agent.cli.stationctl", "-c", str(config), "--lang", lang, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -68,7 +68,7 @@ def run_stationctl(
 
 
 def wait_socket(path: Path, timeout: float = 15.0) -> None:
-    from agent.stationctl.client import AgentUnavailable, request
+    from agent.cli.stationctl.client import AgentUnavailable, request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from agent.store import Record, Store, utc_text
-from agent.testmedia import write_wav
+from agent.adapters.sqlite.store import Record, Store, utc_text
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule, write_config
 
 TERMINAL, COUNTY = "t-001", "c-01"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.testmedia import write_wav
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule, start_agent, wait_for, write_config
 from tests.stationctl import shapes
 from tests.stationctl.conftest import run_stationctl, wait_socket

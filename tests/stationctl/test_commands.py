@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.i18n import text_width
-from agent.store import Store
+from agent.adapters.sqlite.store import Store
+from agent.cli.i18n import text_width
 from tests.helpers import ROOT, one_off, schedule
 from tests.stationctl import shapes
 from tests.stationctl.conftest import run_stationctl
@@ -248,7 +248,7 @@ def test_logs_follow_prints_new_events(station: Path) -> None:
         [
             sys.executable,
             "-m",
-            "agent.stationctl",
+            "agent.cli.stationctl",
             "-c",
             str(station),
             "logs",
@@ -379,7 +379,7 @@ def test_check_reaches_a_configured_broker(station: Path, ctl, monkeypatch) -> N
     import socket
     from types import SimpleNamespace
 
-    from agent.stationctl import check_cmd
+    from agent.cli.stationctl import check_cmd
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -403,7 +403,7 @@ def test_whole_command_in_its_own_process_follows_lang(station: Path) -> None:
     assert r.returncode == 0 and "终端服务没有运行" in r.stdout
     env = {"LANG": "zh_CN.UTF-8"}
     r = subprocess.run(
-        [sys.executable, "-m", "agent.stationctl", "-c", str(station), "records", "--summary"],
+        [sys.executable, "-m", "agent.cli.stationctl", "-c", str(station), "records", "--summary"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -413,7 +413,7 @@ def test_whole_command_in_its_own_process_follows_lang(station: Path) -> None:
 
 
 def test_status_reads_the_adapters_sections_of_the_snapshot() -> None:
-    from agent.stationctl.status_cmd import broker_info, find_key, link_info
+    from agent.cli.stationctl.status_cmd import broker_info, find_key, link_info
 
     snap = {
         "mqtt": {"state": "connected", "broker": "county:8883", "connected_since": 1795865400.0},
@@ -432,7 +432,7 @@ def test_status_reads_the_adapters_sections_of_the_snapshot() -> None:
 
 
 def test_display_state_from_sysfs(tmp_path: Path) -> None:
-    from agent.stationctl.status_cmd import drm_display
+    from agent.cli.stationctl.status_cmd import drm_display
 
     drm = tmp_path / "class" / "drm"
     for name, state in (("card0-HDMI-A-1", "disconnected"), ("card0-HDMI-A-2", "connected")):

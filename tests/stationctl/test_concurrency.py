@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from agent.stationctl import main
-from agent.stationctl.common import open_readonly
-from agent.store import Store
+from agent.adapters.sqlite.store import Store
+from agent.cli.stationctl import main
+from agent.cli.stationctl.common import open_readonly
 from tests.helpers import ROOT, write_config
 from tests.stationctl.conftest import run_stationctl
 
@@ -31,7 +31,7 @@ DEADLINE_SECONDS = 60.0
 
 WRITER = r"""
 import json, os, sys, time, uuid
-from agent.store import Record, Store, utc_text
+from agent.adapters.sqlite.store import Record, Store, utc_text
 store = Store(sys.argv[1])
 store.db.execute("PRAGMA busy_timeout=0")  # a blocked commit fails now instead of waiting
 stop_file, limit = sys.argv[2], int(sys.argv[3])

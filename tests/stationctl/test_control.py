@@ -21,16 +21,16 @@ from typing import Any
 
 import pytest
 
-from agent import core as c
-from agent.attendance import AttendanceError, set_attendance
-from agent.control import ControlServer
-from agent.stationctl.client import AgentUnavailable, request
-from agent.store import Store
+from agent.adapters.control_socket import ControlServer
+from agent.adapters.sqlite.store import Store
+from agent.cli.stationctl.client import AgentUnavailable, request
+from agent.domain import core as c
+from agent.runtime.attendance import AttendanceError, set_attendance
 from tests.stationctl.fixture import build_station
 
 
 class FakeRuntime:
-    """Enough of agent.runtime.Runtime for the control server: one 'core' thread."""
+    """Enough of agent.runtime.loop.Runtime for the control server: one 'core' thread."""
 
     def __init__(self, state: Path, admin_group: str = "stationadmin") -> None:
         self.cfg = SimpleNamespace(
@@ -260,7 +260,7 @@ def test_attendance_is_one_transaction(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_attendance_on_the_session_playing_now_keeps_the_core_in_step(tmp_path: Path) -> None:
-    from agent.store import Record
+    from agent.adapters.sqlite.store import Record
 
     build_station(tmp_path)
     store = Store(tmp_path / "state" / "agent.db")

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from agent.config import load_config
-from agent.control import ControlServer
-from agent.runtime import Runtime
-from agent.stationctl.client import request
-from agent.testmedia import write_wav
+from agent.adapters.control_socket import ControlServer
+from agent.cli.stationctl.client import request
+from agent.runtime.config import load_config
+from agent.runtime.loop import Runtime
+from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule
 from tests.stationctl.fixture import build_station
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import i18n
-from agent.i18n import (
+from agent.cli import i18n
+from agent.cli.i18n import (
     compile_po,
     extract_msgids,
     fit,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import load_config
-from agent.stationctl.lightcfg import NotLight, load_light
+from agent.cli.stationctl.lightcfg import NotLight, load_light
+from agent.runtime.config import load_config
 from tests.helpers import ROOT, write_config
 
 FIELDS = (

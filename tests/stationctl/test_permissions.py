@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-import agent.stationctl.actions_cmd  # noqa: F401 - imported before fork: the child imports nothing
-import agent.stationctl.check_cmd  # noqa: F401
-import agent.stationctl.status_cmd  # noqa: F401
-from agent.control import ControlServer
-from agent.stationctl import main
-from agent.stationctl.client import AgentUnavailable, request
+import agent.cli.stationctl.actions_cmd  # noqa: F401 - imported before fork: the child imports nothing
+import agent.cli.stationctl.check_cmd  # noqa: F401
+import agent.cli.stationctl.status_cmd  # noqa: F401
+from agent.adapters.control_socket import ControlServer
+from agent.cli.stationctl import main
+from agent.cli.stationctl.client import AgentUnavailable, request
 from tests.stationctl.fixture import build_station
 from tests.stationctl.test_control import FakeRuntime
 

@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.environ.get("AGENT_SOURCE", "/work/main"))
 
 from agent import sdnotify  # noqa: E402
-from agent.sdnotify import WatchdogGate, WatchdogPinger  # noqa: E402
+from agent.adapters.sdnotify import WatchdogGate, WatchdogPinger  # noqa: E402
 
 healthy_for = float(sys.argv[1])
 interval = sdnotify.watchdog_interval()

@@ -12,7 +12,7 @@ sys.path.insert(0, os.environ.get("AGENT_SOURCE", "/work/main"))
 
 import vlc  # noqa: E402
 
-from agent.testmedia import write_wav  # noqa: E402
+from agent.testing.media import write_wav  # noqa: E402
 
 
 def png(path: str, width: int = 160, height: int = 120) -> None:

@@ -1,7 +1,7 @@
 """What the agent needs from the machine, checked from inside the hardened unit.
 
 Run by tests/ops/sandbox/run.sh as the unit's ExecStart=; prints one JSON object, one key per
-check. Also sends READY=1 through agent.sdnotify, so a Type=notify unit becomes active.
+check. Also sends READY=1 through agent.adapters.sdnotify, so a Type=notify unit becomes active.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, os.environ.get("AGENT_SOURCE", "/work/main"))
 
 from agent import sdnotify  # noqa: E402
-from agent.clock import kernel_clock_synced  # noqa: E402
+from agent.adapters.kernel_clock import kernel_clock_synced  # noqa: E402
 
 MEDIA = os.environ.get("SANDBOX_MEDIA", "/srv/media")
 STATE = "/var/lib/station-agent"

@@ -265,7 +265,7 @@ variant agent "/usr/bin/env PYTHONPATH=$REPO $PY -m agent -c /srv/agent.yaml --d
   "Type=exec"
 IN systemctl start agent.service
 sleep 4
-CTL="cd /; PYTHONPATH=$REPO $PY -m agent.stationctl -c /srv/agent.yaml --lang en"
+CTL="cd /; PYTHONPATH=$REPO $PY -m agent.cli.stationctl -c /srv/agent.yaml --lang en"
 IN setpriv --reuid="$UT" --regid="$UT" --init-groups sh -c "$CTL stop" \
   >"$WORK/out/admin.txt" 2>&1 && echo ok >>"$WORK/out/admin.rc" || echo fail >>"$WORK/out/admin.rc"
 IN setpriv --reuid="$UO" --regid="$UO" --init-groups sh -c "$CTL stop" \

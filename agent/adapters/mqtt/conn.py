@@ -1,0 +1,97 @@
+"""Building a paho client from an ``MqttConfig``: the agent and the county tools share this, so
+TLS, credentials and protocol choices behave the same on both ends."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from agent.adapters.mqtt.config import MqttConfig
+
+PERSISTENT_SESSION_S = 7 * 24 * 3600  # a durable subscriber's session outlives a week away
+
+
+def tls_context(m: MqttConfig) -> ssl.SSLContext | None:
+    tls = m.tls
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file) if tls.ca_file else None
+    )
+    if tls.cert_file is not None and tls.key_file is not None:
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    if tls.insecure:
+        ctx.check_hostname = False
+    return ctx
+
+
+def new_client(
+    m: MqttConfig,
+    client_id: str,
+    *,
+    default_username: str | None = None,
+    persistent: bool = False,
+    manual_ack: bool = False,
+    max_packet: int | None = None,
+) -> tuple[mqtt.Client, dict[str, Any]]:
+    """A configured client and the keyword arguments for its ``connect()``.
+
+    ``persistent``: the broker keeps the session (subscriptions and queued QoS 1 messages) while
+    the client is away: clean_session=False (3.1.1) / clean_start=False with a session expiry (5).
+    ``max_packet``: the largest packet this client accepts (MQTT 5 Maximum-Packet-Size); the
+    broker drops a bigger message for this client instead of sending it, so megabytes never reach
+    a small terminal's memory. MQTT 3.1.1 has no such property: there the broker's own limit
+    (Mosquitto ``max_packet_size``) is the only guard before the bytes arrive.
+    Paho's own reconnect is off; the caller decides when to try again.
+    """
+    v5 = m.protocol == "5"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=None if v5 else not persistent,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        reconnect_on_failure=False,
+        manual_ack=manual_ack,
+    )
+    client.max_inflight_messages_set(0)  # callers keep their own window
+    client.max_queued_messages_set(0)
+    client.connect_timeout = m.connect_timeout_seconds
+    username = m.username
+    password = m.read_password()
+    if username is None and password is not None:
+        username = default_username or client_id
+    if username is not None:
+        client.username_pw_set(username, password)
+    ctx = tls_context(m)
+    if ctx is not None:
+        client.tls_set_context(ctx)
+    kwargs: dict[str, Any] = {}
+    if v5:
+        kwargs["clean_start"] = not persistent
+        props = Properties(PacketTypes.CONNECT)
+        if persistent:
+            props.SessionExpiryInterval = PERSISTENT_SESSION_S
+        if max_packet is not None:
+            props.MaximumPacketSize = max_packet
+        if not props.isEmpty():
+            kwargs["properties"] = props
+    return client, kwargs
+
+
+def code(rc: Any) -> int:
+    value = getattr(rc, "value", rc)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def failed(rc: Any) -> bool:
+    if hasattr(rc, "is_failure"):
+        return bool(rc.is_failure)
+    return code(rc) >= 0x80

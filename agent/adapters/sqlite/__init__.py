@@ -1,0 +1,1 @@
+"""sqlite: see docs/architecture.md."""

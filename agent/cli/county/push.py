@@ -1,0 +1,141 @@
+"""``countyctl push-schedule``: validate locally, publish retained, collect the terminals' acks.
+
+The document is checked with the agent's own parser first, so a malformed schedule never leaves
+the county. Terminal layer: ``rde/v1/{county}/{terminal}/schedule``; without ``--terminal`` the
+county layer, ``rde/v1/{county}/all/schedule``, and the terminals expected to answer are those
+named with ``--expect`` plus every terminal whose retained state is "online".
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.adapters.mqtt.config import MqttConfig
+from agent.cli.county.client import CountyClient, ToolError
+from agent.domain import protocol as p
+from agent.domain import topics as t
+from agent.domain.schedule import ScheduleRejected, parse_schedule
+
+
+@dataclass
+class PushResult:
+    layer: str
+    version: int
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # terminal -> ack
+    expected: set[str] = field(default_factory=set)
+
+    @property
+    def silent(self) -> list[str]:
+        return sorted(self.expected - set(self.answers))
+
+    def ok(self) -> bool:
+        return not self.silent and all(a["status"] == "applied" for a in self.answers.values())
+
+    def lines(self) -> list[str]:
+        out = [f"schedule {self.layer} layer v{self.version}:"]
+        for term in sorted(self.answers):
+            a = self.answers[term]
+            line = f"  {term}: {a['status']}"
+            if a.get("reasons"):
+                line += " — " + "; ".join(a["reasons"])
+            out.append(line)
+        for term in self.silent:
+            out.append(f"  {term}: no answer")
+        if not self.answers and not self.expected:
+            out.append("  (no terminal is online and none was named with --expect)")
+        return out
+
+
+def check_document(data: bytes, county: str, terminal: str | None) -> Any:
+    """The agent's own validation plus the layer rules; raises ToolError with every problem."""
+    try:
+        doc = parse_schedule(data, "schedule")
+    except ScheduleRejected as exc:
+        raise ToolError("the schedule is not valid:\n" + "\n".join(exc.problems)) from None
+    problems = []
+    layer = "terminal" if terminal else "county"
+    if doc.layer is not None and doc.layer != layer:
+        problems.append(f"the document says layer {doc.layer!r} but is pushed as {layer!r}")
+    if doc.county is not None and doc.county != county:
+        problems.append(f"the document is for county {doc.county!r}, not {county!r}")
+    if terminal and doc.terminal is not None and doc.terminal != terminal:
+        problems.append(f"the document is for terminal {doc.terminal!r}, not {terminal!r}")
+    if not terminal and doc.terminal is not None:
+        problems.append("a county-layer schedule must not name a terminal (use --terminal)")
+    if len(data) > p.MAX_SCHEDULE_BYTES:
+        problems.append(f"the document is larger than {p.MAX_SCHEDULE_BYTES} bytes")
+    if problems:
+        raise ToolError("the schedule cannot be pushed:\n" + "\n".join(problems))
+    return doc
+
+
+def push_schedule(
+    m: MqttConfig,
+    data: bytes,
+    *,
+    county: str,
+    terminal: str | None = None,
+    expect: list[str] | None = None,
+    wait: float = 30.0,
+    client_id: str | None = None,
+) -> PushResult:
+    doc = check_document(data, county, terminal)
+    layer = "terminal" if terminal else "county"
+    result = PushResult(layer, doc.version, expected=set(expect or []))
+    if terminal:
+        result.expected.add(terminal)
+    cc = CountyClient(m, client_id or f"countyctl-push-{time.time_ns() % 10**9}")
+    cc.connect()
+    try:
+        who = terminal or "+"
+        cc.subscribe([t.topic(county, who, t.SCHEDULE_ACK), t.topic(county, who, t.STATE)])
+        # Retained states arrive right after the subscription: who is online now.
+        settle = time.monotonic() + 0.5
+        pending: list[Any] = []
+        while time.monotonic() < settle:
+            try:
+                pending.append(cc.messages.get(timeout=0.05))
+            except queue.Empty:
+                pass
+        target = t.topic(county, terminal, t.SCHEDULE) if terminal else t.county_schedule(county)
+        # Only acks for this version count; older retained ones are ignored below.
+        for msg in pending:
+            _take(msg, result, county, terminal, expect_online=True)
+        cc.publish(target, data, qos=1, retain=True)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if result.expected and not result.silent:
+                break
+            try:
+                msg = cc.messages.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            _take(msg, result, county, terminal, expect_online=True)
+    finally:
+        cc.close()
+    return result
+
+
+def _take(
+    msg: Any, result: PushResult, county: str, terminal: str | None, expect_online: bool
+) -> None:
+    parsed = t.parse(msg.topic)
+    if parsed is None or parsed.county != county or parsed.terminal == t.ALL:
+        return
+    if terminal and parsed.terminal != terminal:
+        return
+    try:
+        obj = p.decode(msg.payload, p.MAX_ACK_BYTES, msg.topic)
+    except p.ProtocolError:
+        return
+    if parsed.suffix == t.STATE:
+        if expect_online and isinstance(obj, dict) and obj.get("state") == "online":
+            result.expected.add(parsed.terminal)
+        return
+    if parsed.suffix != t.SCHEDULE_ACK or p.validate("schedule_ack", obj):
+        return
+    if obj["layer"] == result.layer and obj["version"] == result.version:
+        result.answers[parsed.terminal] = obj

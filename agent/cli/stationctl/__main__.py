@@ -1,0 +1,5 @@
+import sys
+
+from agent.cli.stationctl import main
+
+sys.exit(main())

@@ -1,0 +1,368 @@
+"""``stationctl schedule``: the sessions ahead and whether their media is ready;
+``schedule validate|next FILE`` check a schedule file, ``schedule apply FILE`` applies one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.adapters.sqlite.store import utc_text
+from agent.cli.i18n import _, fit, local_with_weekday, ngettext, table
+from agent.cli.stationctl.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
+
+# Media states: ready (present, and its sha256 matches when the schedule gives one), present
+# (found; not hashed, the quick check of ``status``), url (streamed, not checked offline),
+# missing, damaged (sha256 differs), unreadable, bad_path (points outside the content folder).
+MEDIA_OK = ("ready", "present", "url")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "schedule",
+        help=_("the sessions ahead; check, preview and apply schedule files"),
+        description=_(
+            "Without a sub-command: the sessions ahead from the applied schedule and whether "
+            "each course's media is present and intact."
+        ),
+    )
+    add_common(p)
+    p.add_argument("--days", type=float, default=7.0, help=_("how many days ahead (default 7)"))
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help=_("only look for the files, do not check their sha256 (faster)"),
+    )
+    p.set_defaults(func=upcoming_cmd)
+    ssub = p.add_subparsers(dest="schedule_command", metavar="{validate,next,apply}")
+    v = ssub.add_parser("validate", help=_("check a schedule file; every problem is listed"))
+    add_common(v)
+    v.add_argument("file")
+    v.set_defaults(func=validate, needs_config=False)
+    n = ssub.add_parser("next", help=_("the sessions a schedule file plans"))
+    add_common(n)
+    n.add_argument("file")
+    n.add_argument("--days", type=float, default=7.0)
+    n.set_defaults(func=next_cmd, needs_config=False)
+    a = ssub.add_parser("apply", help=_("apply a schedule file on this terminal (USB stick)"))
+    add_common(a)
+    a.add_argument("file")
+    a.add_argument("--layer", choices=["terminal", "county"], default=None)
+    a.set_defaults(func=apply)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CtlError(
+            _("Cannot read {path}: {error}").format(path=path, error=exc.strerror), EXIT_USAGE
+        ) from None
+
+
+# -- the sessions ahead from the applied schedule --------------------------------------------------
+
+
+def media_state(
+    content_dir: Path, media: str, sha256: str | None, *, verify: bool
+) -> tuple[str, str | None]:
+    from agent.adapters.media_files import HashCache, MediaError, check, is_url, resolve
+
+    if is_url(media):
+        return "url", None
+    try:
+        if verify:
+            check(content_dir, media, sha256, HashCache())
+            return "ready", None
+        resolve(content_dir, media)
+        return ("present" if sha256 else "ready"), None
+    except MediaError as exc:
+        state = {"checksum": "damaged"}.get(exc.reason, exc.reason)
+        return state, exc.message
+
+
+def sessions_ahead(
+    ctx: Ctx, days: float, *, verify: bool, limit: int | None = None
+) -> dict[str, Any]:
+    """The applied schedule's sessions from now on, with their media state (see module note)."""
+    from agent.domain.planner import plan
+    from agent.domain.schedule import ScheduleRejected, ScheduleStore
+
+    cfg = ctx.cfg
+    problems: list[str] = []
+    layers: dict[str, Any] = {}
+    store = ScheduleStore(cfg.state_dir, timezone=cfg.timezone)
+    for layer in ("terminal", "county"):
+        try:
+            doc = store.load(layer)
+        except ScheduleRejected as exc:
+            problems.extend(exc.problems)
+            continue
+        if doc is not None:
+            layers[layer] = doc
+    now = ctx.now
+    p = plan(layers, now - 86400, now + days * 86400, cfg.playback.default_slot_minutes * 60)
+    occs = [o for o in p.occurrences if o.end > now and o.start < now + days * 86400]
+    handled = _handled(ctx, [o.key for o in occs])
+    rows = []
+    cache: dict[tuple[str, str | None], tuple[str, str | None]] = {}
+    for occ in occs:
+        outcome = handled.get(occ.key)
+        if outcome and outcome != "open":
+            continue  # already shown, missed or skipped: history, not "ahead"
+        course = occ.item.course
+        key = (course.media, course.sha256)
+        if key not in cache:
+            cache[key] = media_state(cfg.content_dir, course.media, course.sha256, verify=verify)
+        state, problem = cache[key]
+        rows.append(
+            {
+                "start": utc_text(occ.start),
+                "end": utc_text(occ.end),
+                "local_start": ctx.local(occ.start),
+                "local_end": ctx.local(occ.end),
+                "layer": occ.layer,
+                "item_id": occ.item.id,
+                "course_id": course.id,
+                "title": course.title,
+                "media": course.media,
+                "media_status": state,
+                "media_problem": problem,
+                "now_playing": outcome == "open" or occ.start <= now < occ.end,
+                "cut_by": p.cut_by.get(occ.key),
+            }
+        )
+        if limit is not None and len(rows) >= limit:
+            break
+    return {
+        "versions": {layer: doc.version for layer, doc in layers.items()},
+        "days": days,
+        "sessions": rows,
+        "problems": problems,
+    }
+
+
+def _handled(ctx: Ctx, keys: list[str]) -> dict[str, str]:
+    if not keys or not ctx.has_store():
+        return {}
+    try:
+        found = ctx.store().occurrence_outcomes(keys)
+    except CtlError:
+        return {}
+    return {k: (v[-1][0] or "open") for k, v in found.items() if v}
+
+
+def upcoming_cmd(ctx: Ctx) -> int:
+    if ctx.args.days <= 0 or ctx.args.days > 366:
+        raise CtlError(_("--days must be between 0 and 366"), EXIT_USAGE)
+    result = sessions_ahead(ctx, ctx.args.days, verify=not ctx.args.no_verify)
+    if ctx.json:
+        ctx.print_json(result)
+        return EXIT_OK
+    bad = [r for r in result["sessions"] if r["media_status"] not in MEDIA_OK]
+    for problem in result["problems"]:
+        ctx.print(_("Stored schedule unreadable: {problem}").format(problem=problem))
+    if not result["versions"]:
+        ctx.print(_("No schedule has been applied on this station yet."))
+        ctx.print(
+            "  "
+            + _(
+                "Ask the county technician, or apply one from a USB stick: stationctl schedule apply FILE"
+            )
+        )
+        return EXIT_OK
+    versions = ", ".join(
+        _("{layer} v{version}").format(layer=_layer_name(k), version=v)
+        for k, v in sorted(result["versions"].items())
+    )
+    ctx.print(
+        ngettext(
+            "Sessions in the next {days} day (schedule {versions}):",
+            "Sessions in the next {days} days (schedule {versions}):",
+            int(ctx.args.days),
+        ).format(days=f"{ctx.args.days:g}", versions=versions)
+    )
+    if not result["sessions"]:
+        ctx.print("  " + _("No sessions."))
+        return EXIT_OK
+    rows = []
+    for r in result["sessions"]:
+        when = local_with_weekday(_ts(r["start"]), ctx.tz) + "-" + r["local_end"][11:16]
+        media = media_label(r["media_status"])
+        if r["now_playing"]:
+            when = "▶ " + when
+        rows.append([when, fit(r["course_id"], 16), fit(r["title"], 28), media])
+    for ln in table([_("When"), _("Course"), _("Title"), _("Media")], rows, indent="  "):
+        ctx.print(ln)
+    if bad:
+        ctx.print()
+        ctx.print(
+            ngettext(
+                "{n} session cannot be shown as things stand:",
+                "{n} sessions cannot be shown as things stand:",
+                len(bad),
+            ).format(n=len(bad))
+        )
+        seen = set()
+        for r in bad:
+            if r["media"] in seen:
+                continue
+            seen.add(r["media"])
+            ctx.print(
+                "  "
+                + _("{title}: {media} is {state}").format(
+                    title=r["title"], media=r["media"], state=media_label(r["media_status"])
+                )
+            )
+        ctx.print(
+            "  "
+            + _(
+                "Copy the files into {folder}, or ask the county technician to send them again."
+            ).format(folder=ctx.cfg.content_dir)
+        )
+    return EXIT_OK
+
+
+def media_label(state: str) -> str:
+    return {
+        "ready": _("ready"),
+        "present": _("present"),
+        "url": _("online"),
+        "missing": _("MISSING"),
+        "damaged": _("DAMAGED"),
+        "unreadable": _("UNREADABLE"),
+        "bad_path": _("BAD PATH"),
+    }.get(state, state)
+
+
+def _layer_name(layer: str) -> str:
+    return {"terminal": _("station"), "county": _("county")}.get(layer, layer)
+
+
+def _ts(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# -- schedule files ----------------------------------------------------------------------------
+
+
+def validate(ctx: Ctx) -> int:
+    from agent.domain.schedule import ScheduleRejected, parse_untrusted
+
+    args = ctx.args
+    try:
+        doc = parse_untrusted(_read(args.file), args.file)
+    except ScheduleRejected as exc:
+        if ctx.json:
+            print(json.dumps({"valid": False, "problems": exc.problems}, ensure_ascii=False))
+        else:
+            print(_("{file}: not valid:").format(file=args.file), file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+        return EXIT_FAIL
+    if ctx.json:
+        print(json.dumps({"valid": True, "version": doc.version, "items": len(doc.items)}))
+    else:
+        print(
+            ngettext(
+                "{file}: valid (version {version}, {n} item)",
+                "{file}: valid (version {version}, {n} items)",
+                len(doc.items),
+            ).format(file=args.file, version=doc.version, n=len(doc.items))
+        )
+    return EXIT_OK
+
+
+def next_cmd(ctx: Ctx) -> int:
+    from agent.domain.planner import plan
+    from agent.domain.schedule import ScheduleRejected, parse_untrusted
+
+    args = ctx.args
+    try:
+        doc = parse_untrusted(_read(args.file), args.file, timezone=_station_timezone(ctx))
+    except ScheduleRejected as exc:
+        print(_("{file}: not valid:").format(file=args.file), file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_FAIL
+    now = time.time()
+    layer = doc.layer or "terminal"
+    p = plan({layer: doc}, now, now + args.days * 86400)
+    tz = doc.tz
+    rows = []
+    for occ in p.occurrences:
+        if occ.start < now:
+            continue
+        rows.append(
+            {
+                "start": dt.datetime.fromtimestamp(occ.start, tz).isoformat(timespec="minutes"),
+                "end": dt.datetime.fromtimestamp(occ.end, tz).isoformat(timespec="minutes"),
+                "item": occ.item.id,
+                "course_id": occ.item.course.id,
+                "title": occ.item.course.title,
+                "media": occ.item.course.media,
+                "priority": occ.priority,
+                "cut_by": p.cut_by.get(occ.key),
+            }
+        )
+    if ctx.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    if not rows:
+        print(_("No sessions in the next {days} days.").format(days=f"{args.days:g}"))
+        return EXIT_OK
+    table_rows = []
+    for r in rows:
+        note = _("cut short by {item}").format(item=r["cut_by"]) if r["cut_by"] else ""
+        when = f"{r['start'][:16].replace('T', ' ')}-{r['end'][11:16]}"
+        table_rows.append([when, fit(r["course_id"], 16), fit(r["title"], 28), note])
+    for ln in table([_("When"), _("Course"), _("Title"), ""], table_rows):
+        print(ln)
+    return EXIT_OK
+
+
+def _station_timezone(ctx: Ctx) -> str | None:
+    """The station's ``timezone`` for a schedule that names none, when its config can be read
+    (``next`` works without one too, e.g. on a technician's laptop)."""
+    if ctx.cfg is not None:
+        return str(ctx.cfg.timezone)
+    from agent.cli.stationctl.lightcfg import NotLight, load_light
+
+    try:
+        return load_light(ctx.args.config).timezone
+    except (NotLight, OSError, ValueError):
+        return None
+
+
+def apply(ctx: Ctx) -> int:
+    from agent.domain.schedule import ScheduleStore
+
+    args, cfg = ctx.args, ctx.cfg
+    store = ScheduleStore(cfg.state_dir, timezone=cfg.timezone)
+    result = store.apply(
+        _read(args.file), args.file, layer=args.layer, terminal=cfg.terminal, county=cfg.county
+    )
+    if ctx.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        status = {
+            "applied": _("applied"),
+            "stale": _("not applied: not newer than the schedule in force"),
+            "rejected": _("rejected"),
+        }.get(result.status, result.status)
+        print(
+            _("{file}: {layer} schedule version {version}: {status}").format(
+                file=args.file,
+                layer=_layer_name(result.layer),
+                version="?" if result.version is None else result.version,
+                status=status,
+            )
+        )
+        for reason in result.reasons:
+            print(f"  {reason}")
+        if result.status == "applied":
+            print(_("The agent picks it up within a few seconds."))
+    return EXIT_OK if result.status == "applied" else EXIT_FAIL

@@ -1,5 +1,0 @@
-"""The county side: a technician's tool (``scripts/countyctl``) and a durable record collector.
-
-They speak the protocol in ``agent.mqtt.protocol`` / ``agent.mqtt.topics`` and reuse the agent's
-own schedule validation, so the county can never push what a terminal would reject as malformed.
-"""

@@ -1,7 +1,0 @@
-"""``countyctl``: the county technician's tool (see ``scripts/countyctl --help``)."""
-
-import sys
-
-from agent.county.cli import main
-
-sys.exit(main())

@@ -1,0 +1,434 @@
+"""The probe runner: probes on their intervals, on a small worker pool, each with a deadline.
+
+Threads: one scheduler thread ("probe-monitor") that owns all state (latest samples, link window,
+health machines, runner counters, summary builder) and calls ``emit``; ``cfg.workers`` worker
+threads that only call ``probe.collect(deadline)``. A probe that overruns its deadline is reported
+as failed at the deadline, its worker is written off and replaced (up to a cap), and that probe is
+not started again until the stuck call returns; so one hung probe costs one thread, never the
+others' turns, and never the caller's.
+
+Other threads (the core's heartbeat and status) never touch the scheduler's state: after each
+change it publishes a frozen ``MonitorView``, and ``summary()``, ``snapshot()`` and ``latest()``
+read only the latest one (a single reference read). A reader can neither see a half-updated
+window nor break the scheduler's iteration over it ("deque mutated during iteration").
+
+The monitor does not touch SQLite: alarm changes and summaries go out through ``emit`` and the
+core thread persists them (see ``agent.adapters.sqlite.alarms``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from agent.adapters.kernel_clock import Clock, SystemClock
+from agent.domain.health import HealthEngine
+from agent.domain.linkstats import LinkWindow, SummaryBuilder, WindowStats
+from agent.monitoring.probes import Probe, ProbesConfig, Roots, build_probes
+from agent.monitoring.probes.base import Sample
+from agent.monitoring.probes.cec import CecSample
+from agent.monitoring.probes.clocksync import ClockSyncSample
+from agent.monitoring.probes.datacast import DatacastSample
+from agent.monitoring.probes.display import DisplaySample
+from agent.monitoring.probes.dvb import DvbSample
+from agent.monitoring.probes.icmp import IcmpSample
+from agent.monitoring.probes.system import ShutdownTracker, SystemProbe, SystemSample
+from agent.monitoring.probes.tcp import TcpSample
+from agent.monitoring.probes.thermal import ThermalSample
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, dict[str, Any]], None]
+DEADLINE_GRACE = 0.25  # seconds past a probe's deadline before the monitor writes it off
+MAX_WRITTEN_OFF = 8  # replacement workers for hung calls, at most, over the monitor's life
+
+
+@dataclass
+class _Job:
+    probe: Probe
+    started: float
+    deadline: float
+    written_off: bool = False
+    thread: threading.Thread | None = None
+    done: bool = False
+
+
+class _Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """What the monitor thread last published: read-only, safe to hold on any thread."""
+
+    latest: Mapping[str, Sample]
+    window: WindowStats
+    alarms: Mapping[str, float]
+    runner: Mapping[str, Mapping[str, int]]
+    written_off: int
+
+
+_STOP = _Stop()
+
+
+class Monitor:
+    """Runs the probes; see the module docstring. ``emit(kind, payload)`` kinds:
+
+    - ``"alarm"``: ``AlarmChange.to_dict()`` for each raised or cleared alarm;
+    - ``"link_summary"``: ``SummaryBuilder.build()`` once per ``summary_minutes`` (and a partial
+      one at ``stop()``);
+    - ``"sample"``: ``{"probe": name, "sample": {...}}`` when ``cfg.emit_samples`` is on.
+    """
+
+    def __init__(
+        self,
+        cfg: ProbesConfig,
+        clock: Clock | None = None,
+        emit: Emit | None = None,
+        *,
+        probes: Sequence[Probe] | None = None,
+        roots: Roots | None = None,
+        tcp_targets: Sequence[str] = (),
+        dns_names: Sequence[str] = (),
+        disk_paths: Sequence[Path] = (),
+        shutdown_marker: Path | None = None,
+        active_alarms: dict[str, float] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock: Clock = clock or SystemClock()
+        self.emit: Emit = emit or (lambda kind, payload: None)
+        self.probes: list[Probe] = list(
+            probes
+            if probes is not None
+            else build_probes(
+                cfg, roots, tcp_targets=tcp_targets, dns_names=dns_names, disk_paths=disk_paths
+            )
+        )
+        self._health = HealthEngine(cfg.alarms, cfg.mode)
+        for name, raised_at in (active_alarms or {}).items():
+            self._health.restore(name, raised_at)
+        self._window = LinkWindow(cfg.window_minutes * 60.0)
+        self.tracker = ShutdownTracker(shutdown_marker) if shutdown_marker else None
+        self._lock = threading.Lock()
+        self._latest: dict[str, Sample] = {}
+        self._stats: dict[str, dict[str, int]] = {
+            p.name: {"runs": 0, "timeouts": 0, "errors": 0, "skipped_busy": 0} for p in self.probes
+        }
+        self._jobs: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[_Job, Sample]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._alive = 0
+        self._written_off = 0
+        self._hung: list[_Job] = []
+        self._summary: SummaryBuilder | None = None
+        self._summary_due = 0.0
+        self._view = self._build_view(self.clock.monotonic())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("monitor already started")
+        if self.tracker is not None:
+            system = next((p for p in self.probes if isinstance(p, SystemProbe)), None)
+            boot_id = system.boot_id() if system else None
+            verdict = self.tracker.begin(boot_id)
+            if system:
+                system.last_shutdown = verdict
+        for _ in range(self.cfg.workers):
+            self._spawn_worker()
+        mono = self.clock.monotonic()
+        self._summary = SummaryBuilder(self.cfg.mode, self.clock.wall(), mono)
+        self._summary_due = mono + self.cfg.summary_minutes * 60.0
+        self._thread = threading.Thread(target=self._run, name="probe-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop scheduling, emit the partial summary, release the workers; never waits on a hung probe."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for _ in range(len(self._workers)):
+            self._jobs.put(_STOP)
+        stuck = {j.thread for j in self._hung if not j.done}
+        end = time.monotonic() + min(timeout, 1.0)
+        for worker in self._workers:
+            if worker not in stuck:  # a thread stuck in a probe will not come back in time
+                worker.join(max(0.0, end - time.monotonic()))
+        if self.tracker is not None:
+            system = next((p for p in self.probes if isinstance(p, SystemProbe)), None)
+            self.tracker.end(system.boot_id() if system else None)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _spawn_worker(self) -> None:
+        with self._lock:
+            self._alive += 1
+            index = len(self._workers)
+        thread = threading.Thread(target=self._work, name=f"probe-worker-{index}", daemon=True)
+        self._workers.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if isinstance(job, _Stop):
+                break
+            job.thread = threading.current_thread()
+            t0 = time.monotonic()
+            try:
+                sample = job.probe.collect(job.deadline)
+                if not isinstance(sample, Sample):
+                    raise TypeError(f"collect() returned {type(sample).__name__}, not a Sample")
+            except Exception as exc:  # a probe bug must not kill the worker
+                log.exception("probe %s failed", job.probe.name)
+                sample = Sample(
+                    at=self.clock.wall(), ok=False, error=f"{type(exc).__name__}: {exc}"
+                )
+            sample.elapsed_ms = (time.monotonic() - t0) * 1000.0
+            job.done = True
+            self._results.put((job, sample))
+            if job.written_off:
+                # A replacement took this worker's place while it was stuck: retire.
+                with self._lock:
+                    surplus = self._alive > self.cfg.workers
+                    if surplus:
+                        self._alive -= 1
+                if surplus:
+                    break
+
+    # -- scheduler -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        due = {p.name: self.clock.monotonic() for p in self.probes}
+        running: dict[str, _Job] = {}
+        while not self._stop.is_set():
+            now = self.clock.monotonic()
+            for probe in self.probes:
+                if now < due[probe.name]:
+                    continue
+                if probe.name in running:
+                    self._stats[probe.name]["skipped_busy"] += 1
+                else:
+                    # Deadlines live on the real monotonic clock: probes compare against it.
+                    job = _Job(probe, now, time.monotonic() + probe.timeout)
+                    running[probe.name] = job
+                    self._jobs.put(job)
+                # Keep the cadence of the schedule, but never try to catch up on missed turns.
+                due[probe.name] = max(due[probe.name] + probe.interval, now + probe.interval * 0.5)
+            real_now = time.monotonic()
+            for job in list(running.values()):
+                if not job.written_off and real_now > job.deadline + DEADLINE_GRACE:
+                    self._write_off(job)
+            if now >= self._summary_due:
+                self._flush_summary(now)
+            if self._window.expire(now):
+                self._publish(now)
+            wait = min([*due.values(), self._summary_due]) - self.clock.monotonic()
+            pending = [j.deadline + DEADLINE_GRACE for j in running.values() if not j.written_off]
+            if pending:
+                wait = min(wait, min(pending) - time.monotonic())
+            wait = max(0.0, min(wait, 1.0))
+            try:
+                job, sample = self._results.get(timeout=wait)
+            except queue.Empty:
+                continue
+            while True:
+                if running.get(job.probe.name) is job:
+                    del running[job.probe.name]
+                if not job.written_off:
+                    self._handle(job.probe, sample)
+                try:
+                    job, sample = self._results.get_nowait()
+                except queue.Empty:
+                    break
+            self._publish(self.clock.monotonic())
+        self._flush_summary(self.clock.monotonic())
+        self._publish(self.clock.monotonic())
+
+    def _write_off(self, job: _Job) -> None:
+        """The probe overran: report it failed now and put a fresh worker in its place."""
+        job.written_off = True
+        self._hung = [j for j in self._hung if not j.done] + [job]
+        self._stats[job.probe.name]["timeouts"] += 1
+        log.warning("probe %s overran its %.1f s deadline", job.probe.name, job.probe.timeout)
+        self._handle(
+            job.probe,
+            Sample(
+                at=self.clock.wall(),
+                ok=False,
+                error=f"deadline of {job.probe.timeout:g} s exceeded",
+            ),
+        )
+        if self._written_off < MAX_WRITTEN_OFF:
+            self._written_off += 1
+            self._spawn_worker()
+        self._publish(self.clock.monotonic())
+
+    def _handle(self, probe: Probe, sample: Sample) -> None:
+        now, mono = self.clock.wall(), self.clock.monotonic()
+        stats = self._stats[probe.name]
+        stats["runs"] += 1
+        if not sample.ok:
+            stats["errors"] += 1
+        self._latest[probe.name] = sample
+        changes = self._health.sample(sample, now, mono)
+        link = self._link_cycle(sample)
+        if link is not None:
+            up, attempts = link
+            self._window.add_cycle(mono, up, attempts)
+            if self._summary is not None:
+                self._summary.add_cycle(mono, up, attempts)
+            changes += self._health.window(self._window.stats(mono), now, mono)
+        if self._summary is not None:
+            if isinstance(sample, DvbSample) and sample.present and not sample.skipped:
+                self._summary.add_lock(mono, sample.has_lock)
+                self._summary.add_signal(
+                    sample.signal_dbm, sample.signal_pct, sample.cnr_db, sample.post_ber
+                )
+            elif isinstance(sample, DatacastSample):
+                self._summary.add_datacast(sample.rx_bytes_delta, sample.rx_errors_delta)
+        for change in changes:
+            self._emit("alarm", change.to_dict())
+        if self.cfg.emit_samples:
+            self._emit("sample", {"probe": probe.name, "sample": _plain(sample)})
+
+    def _link_cycle(self, sample: Sample) -> tuple[bool, list[tuple[bool, float | None]]] | None:
+        """The link verdict and attempts of one cycle, from the probe that speaks for the link."""
+        if isinstance(sample, TcpSample) and sample.results:
+            return sample.any_reachable, [(r.reachable, r.rtt_ms) for r in sample.results]
+        if isinstance(sample, IcmpSample) and sample.results and not self._has_tcp_targets():
+            attempts: list[tuple[bool, float | None]] = []
+            for r in sample.results:
+                attempts += [(True, rtt) for rtt in r.rtts_ms]
+                attempts += [(False, None)] * max(0, r.sent - r.received)
+            return any(r.received for r in sample.results), attempts
+        return None
+
+    def _has_tcp_targets(self) -> bool:
+        return any(getattr(p, "targets", None) for p in self.probes if p.name == "tcp")
+
+    def _flush_summary(self, mono: float) -> None:
+        if self._summary is None:
+            return
+        summary = self._summary.build(self.clock.wall(), mono)
+        self._summary = SummaryBuilder(self.cfg.mode, summary["period_end"], mono)
+        self._summary_due = mono + self.cfg.summary_minutes * 60.0
+        if summary["cycles"] or summary.get("lock_samples") or summary.get("lock_seconds"):
+            self._emit("link_summary", summary)
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            self.emit(kind, payload)
+        except Exception:  # the consumer's bug must not stop the monitoring
+            log.exception("emit(%s) failed", kind)
+
+    # -- publishing (monitor thread) -------------------------------------------------------
+
+    def _build_view(self, mono: float) -> MonitorView:
+        return MonitorView(
+            latest=MappingProxyType(dict(self._latest)),
+            window=self._window.stats(mono),
+            alarms=MappingProxyType(self._health.active()),
+            runner=MappingProxyType(
+                {name: MappingProxyType(dict(c)) for name, c in self._stats.items()}
+            ),
+            written_off=self._written_off,
+        )
+
+    def _publish(self, mono: float) -> None:
+        """Replace the published view; readers keep whichever one they already hold."""
+        self._view = self._build_view(mono)
+
+    # -- views (any thread: they read only the published view) -----------------------------
+
+    @property
+    def view(self) -> MonitorView:
+        return self._view
+
+    def latest(self, name: str) -> Sample | None:
+        return self._view.latest.get(name)
+
+    def summary(self) -> dict[str, Any]:
+        """A small dict for the heartbeat (well under 1 KB as JSON)."""
+        view = self._view
+        latest, stats = view.latest, view.window
+        out: dict[str, Any] = {"mode": self.cfg.mode}
+        if self.cfg.mode == "telecom":
+            link = "unknown"
+            if "link_down" in view.alarms:
+                link = "down"
+            elif stats.cycles:
+                link = "up" if stats.up_cycles else "down"
+            out["link"] = link
+            out["rtt_ms"] = _r(stats.rtt_p50_ms)
+            out["rtt_p95_ms"] = _r(stats.rtt_p95_ms)
+            out["loss_pct"] = None if stats.loss is None else round(stats.loss * 100.0, 1)
+        dvb = latest.get("dvb")
+        if isinstance(dvb, DvbSample) and dvb.present:
+            out["lock"] = dvb.has_lock
+            out["signal_dbm"] = _r(dvb.signal_dbm)
+            out["cnr_db"] = _r(dvb.cnr_db)
+            if self.cfg.mode == "satellite":
+                out["link"] = "locked" if dvb.has_lock else "unlocked"
+        dc = latest.get("datacast")
+        if isinstance(dc, DatacastSample) and dc.seconds_since_file is not None:
+            out["datacast_age_s"] = int(dc.seconds_since_file)
+        system = latest.get("system")
+        if isinstance(system, SystemSample):
+            free = [d.free_pct for d in system.disks if d.free_pct is not None]
+            out["disk_free_pct"] = round(min(free), 1) if free else None
+            out["cpu_pct"] = system.cpu_pct
+            out["mem_used_pct"] = system.mem_used_pct
+            out["rss_mb"] = round(system.own_rss / 1e6, 1) if system.own_rss else None
+        thermal = latest.get("thermal")
+        if isinstance(thermal, ThermalSample):
+            out["temp_c"] = _r(thermal.max_c, 1)
+        display = latest.get("display")
+        if isinstance(display, DisplaySample):
+            connected = display.any_connected
+            out["display"] = (
+                "unknown" if connected is None else ("connected" if connected else "disconnected")
+            )
+        cec = latest.get("cec")
+        if isinstance(cec, CecSample) and not cec.skipped:
+            out["tv"] = cec.power
+        clock = latest.get("clocksync")
+        if isinstance(clock, ClockSyncSample) and clock.synced is not None:
+            out["clock"] = "synced" if clock.synced else "unsynced"
+        out["alarms"] = sorted(view.alarms)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything we know, for the retained ``status`` message and ``stationctl status``."""
+        view = self._view
+        return {
+            "mode": self.cfg.mode,
+            "probes": {name: _plain(sample) for name, sample in view.latest.items()},
+            "link_window": view.window.to_dict(),
+            "alarms": dict(view.alarms),
+            "runner": {
+                "stats": {k: dict(v) for k, v in view.runner.items()},
+                "workers_written_off": view.written_off,
+            },
+        }
+
+
+def _plain(sample: Sample) -> dict[str, Any]:
+    data = dataclasses.asdict(sample)
+    data["kind"] = type(sample).__name__
+    return data
+
+
+def _r(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,115 @@
+"""The schedule inbox: documents a satellite datacast or a technician leaves in a folder.
+
+The core thread only lists the folder (a few ``stat`` calls). Reading and parsing a document
+from outside happens on the inbox's own worker thread, within the parser's limits, so a hostile
+file can never stall the core; the verdict comes back to the core thread to be applied. Each file
+then ends in ``applied/``, ``stale/`` or ``rejected/``, with its reasons written beside it
+*before* it is moved: a failure (a full disk) leaves the document in the inbox to be taken again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.adapters.sqlite.store import atomic_write
+from agent.domain.schedule import ScheduleDoc, ScheduleRejected, read_untrusted
+
+log = logging.getLogger("agent.runtime.inbox")
+
+SUFFIXES = (".yaml", ".yml", ".json")
+SETTLE_S = 2.0  # a file younger than this may still be being written by the datacast
+
+Parsed = ScheduleDoc | ScheduleRejected
+Apply = Callable[[bytes, str, Parsed], Any]  # (data, source, parsed) -> ApplyResult, core thread
+Report = Callable[[str, BaseException | None], None]  # (file name, failure or None), core thread
+
+
+class ScheduleInbox:
+    """Finds settled documents (core thread), parses them (worker), files them (core thread)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        timezone: str | None,
+        call_soon: Callable[[Callable[[], None]], None],
+    ) -> None:
+        self.folder = folder
+        self.timezone = timezone
+        self._call_soon = call_soon
+        self._in_flight: set[str] = set()
+        self._jobs: queue.SimpleQueue[tuple[Path, Apply, Report]]
+        self._jobs = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def poll(self, apply: Apply, report: Report) -> None:
+        """List the folder and hand each settled, not yet taken document to the worker."""
+        for path in sorted(self.folder.iterdir()):
+            if path.name in self._in_flight or path.name.startswith("."):
+                continue
+            if path.suffix not in SUFFIXES or not path.is_file():
+                continue
+            try:
+                if time.time() - path.stat().st_mtime < SETTLE_S:
+                    continue
+            except OSError:
+                continue
+            self._in_flight.add(path.name)
+            self._ensure_worker()
+            self._jobs.put((path, apply, report))
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="schedule-inbox", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            path, apply, report = self._jobs.get()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                log.warning("cannot read %s: %s", path, exc)
+                self._call_soon(lambda name=path.name: self._in_flight.discard(name))
+                continue
+            parsed = read_untrusted(data, str(path), timezone=self.timezone)
+            self._call_soon(
+                lambda p=path, d=data, r=parsed, a=apply, f=report: self._finish(p, d, r, a, f)
+            )
+
+    def _finish(
+        self,
+        path: Path,
+        data: bytes,
+        parsed: Parsed,
+        apply: Apply,
+        report: Report,
+    ) -> None:
+        """Core thread: apply the parsed document, then file it with its reasons."""
+        try:
+            result = apply(data, str(path), parsed)
+            file_document(path, result.status, result.reasons)
+        except Exception as exc:
+            report(path.name, exc)
+        else:
+            report(path.name, None)
+        finally:
+            self._in_flight.discard(path.name)
+
+
+def file_document(path: Path, status: str, reasons: list[str]) -> None:
+    """Move a document into ``applied/``, ``stale/`` or ``rejected/``, reasons written first."""
+    target = path.parent / status
+    target.mkdir(exist_ok=True)
+    dest = target / path.name
+    if reasons:
+        atomic_write(
+            dest.with_name(dest.name + ".reason.txt"), ("\n".join(reasons) + "\n").encode()
+        )
+    shutil.move(str(path), str(dest))

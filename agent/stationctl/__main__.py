@@ -1,5 +1,0 @@
-import sys
-
-from agent.stationctl import main
-
-sys.exit(main())
