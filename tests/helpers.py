@@ -75,7 +75,7 @@ def schedule(version: int, items: list[dict[str, Any]], **extra: Any) -> dict[st
 
 
 def apply_schedule(state_dir: Path, doc: dict[str, Any], layer: str = "terminal") -> Any:
-    from agent.domain.schedule import ScheduleStore
+    from agent.adapters.schedule_files import ScheduleStore
 
     return ScheduleStore(state_dir).apply(json.dumps(doc).encode(), "test", layer=layer)
 

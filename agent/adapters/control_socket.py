@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.adapters.documents import DocumentError, loads_strict_json
-from agent.adapters.media_files import MediaError, is_url, resolve
+from agent.adapters.media_files import MediaError, resolve
+from agent.domain.document import DocumentError, loads_strict_json
+from agent.domain.schedule import is_url
 
 log = logging.getLogger("agent.adapters.control_socket")
 
@@ -370,7 +371,7 @@ class ControlServer:
     # -- commands ----------------------------------------------------------------------------------
 
     def _ping(self, _req: dict[str, Any]) -> dict[str, Any]:
-        from agent.adapters.sqlite.store import utc_text
+        from agent.domain.records import utc_text
 
         rt = self.runtime
         return {

@@ -11,31 +11,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import datetime as dt
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from agent import RELEASE_DATE
-from agent.adapters.sqlite.store import atomic_write
-
-SYNCED = "synced"
-UNSYNCED = "unsynced"
-IMPLAUSIBLE = "implausible"
-
-RELEASE_EPOCH = dt.datetime.fromisoformat(RELEASE_DATE).replace(tzinfo=dt.UTC).timestamp()
-# How far below the last-known-good time the clock may read before we call it implausible:
-# the LKG is written every few minutes, so the real time is always a bit past it.
-LKG_TOLERANCE_S = 120.0
-
-
-class Clock(Protocol):
-    def wall(self) -> float: ...
-
-    def monotonic(self) -> float: ...
+from agent.runtime.files import atomic_write
 
 
 class SystemClock:
@@ -44,27 +27,6 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
-
-
-class FakeClock:
-    """A clock tests move by hand; ``jump`` moves the wall clock only (as NTP does)."""
-
-    def __init__(self, wall: float, mono: float = 1000.0) -> None:
-        self._wall = wall
-        self._mono = mono
-
-    def wall(self) -> float:
-        return self._wall
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> None:
-        self._wall += seconds
-        self._mono += seconds
-
-    def jump(self, seconds: float) -> None:
-        self._wall += seconds
 
 
 class OffsetClock(SystemClock):
@@ -178,46 +140,6 @@ class LastKnownGood:
             return
         atomic_write(self.path, f"{value:.3f}\n".encode())
         self.value = value
-
-
-def plausible(wall: float, lkg: float) -> bool:
-    return wall >= RELEASE_EPOCH and wall >= lkg - LKG_TOLERANCE_S
-
-
-def clock_state(wall: float, lkg: float, synced: bool | None) -> str:
-    """A synchronised clock is authoritative; the last-known-good time only judges the others."""
-    if synced and wall >= RELEASE_EPOCH:
-        return SYNCED
-    if not plausible(wall, lkg):
-        return IMPLAUSIBLE
-    return UNSYNCED
-
-
-def next_lkg(
-    lkg: float,
-    anchor: float,
-    elapsed_s: float,
-    wall: float,
-    synced: bool | None,
-    max_step_s: float,
-) -> float:
-    """The last-known-good time, given the clock now.
-
-    ``anchor`` is the last value that was trusted (loaded at start, or set by a synchronised
-    clock) and ``elapsed_s`` the monotonic time since then. A synchronised clock sets the value
-    outright, lower or higher. An unsynchronised clock may raise it, never lower it, and never
-    past the anchor plus the real elapsed time plus ``max_step_s``: a wrong future reading (an RTC
-    saying 2036) then holds a corrected clock for at most that step. An implausible reading
-    changes nothing.
-    """
-    if synced and wall >= RELEASE_EPOCH:
-        return wall
-    if not plausible(wall, lkg):
-        return lkg
-    if not anchor:
-        return max(lkg, wall)
-    ceiling = anchor + max(0.0, elapsed_s) + max_step_s
-    return max(lkg, min(wall, ceiling))
 
 
 def boot_id(proc_root: Path = Path("/proc")) -> str:

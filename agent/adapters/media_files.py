@@ -22,10 +22,6 @@ class MediaError(Exception):
         self.message = message
 
 
-def is_url(media: str) -> bool:
-    return media.startswith(("http://", "https://"))
-
-
 def resolve(content_root: Path, media: str) -> Path:
     """The real path of ``media`` under ``content_root``, or MediaError."""
     if "\x00" in media or "\\" in media:

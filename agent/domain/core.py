@@ -17,11 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.adapters.kernel_clock import IMPLAUSIBLE, Clock, clock_state, next_lkg
-from agent.adapters.media_files import is_url
-from agent.adapters.sqlite.store import Record, utc_text
+from agent.domain.clockrules import IMPLAUSIBLE, Clock, clock_state, next_lkg
 from agent.domain.planner import LAYER_RANK, Occurrence, Plan, plan
-from agent.domain.schedule import Course, ScheduleDoc
+from agent.domain.records import NOT_RESUMABLE, Record, utc_text
+from agent.domain.schedule import Course, ScheduleDoc, is_url
 
 # -- settings --------------------------------------------------------------------------------
 
@@ -255,7 +254,7 @@ class Session:
     retry_at_mono: float = 0.0
 
 
-FINAL_NOT_RESUMABLE = ("completed", "stopped", "error", "skipped", "missed")
+FINAL_NOT_RESUMABLE = NOT_RESUMABLE
 
 
 class Core:

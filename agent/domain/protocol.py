@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.adapters.documents import DocumentError, loads_strict_json
+from agent.domain.document import DocumentError, loads_strict_json
+from agent.domain.records import OUTCOMES
 
 PROTOCOL_VERSION = 1
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CMD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 CLOCK_STATES = ("synced", "unsynced", "implausible")
-OUTCOMES = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
 TRIGGERS = ("schedule", "admin", "remote")
 LAYERS = ("terminal", "county")
 ACK_STATUSES = ("applied", "rejected", "stale")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.adapters.documents import Node
+from agent.domain.document import Node
 
 T = TypeVar("T")
 

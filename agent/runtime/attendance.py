@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent.adapters.sqlite.store import Record, Store
+from agent.adapters.sqlite.store import Store
+from agent.domain.records import OUTCOMES, Record
 
 log = logging.getLogger("agent.runtime.attendance")
 
 MAX_ATTENDANCE = 10000
-FINAL = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
+FINAL = OUTCOMES
 
 
 class AttendanceError(Exception):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.adapters.documents import DocumentError, parse_yaml
+from agent.adapters.documents import parse_yaml
 from agent.adapters.mqtt.config import MqttConfig
+from agent.domain.document import DocumentError
 from agent.domain.schema import (  # noqa: F401 - check_id/check_timezone re-exported
     ID_PATTERN,
     SchemaError,

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.sqlite.store import atomic_write
-from agent.domain.schedule import ScheduleDoc, ScheduleRejected, read_untrusted
+from agent.adapters.schedule_files import read_untrusted
+from agent.domain.schedule import ScheduleDoc, ScheduleRejected
+from agent.runtime.files import atomic_write
 
 log = logging.getLogger("agent.runtime.inbox")
 

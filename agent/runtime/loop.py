@@ -26,27 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.kernel_clock import (
-    Clock,
-    LastKnownGood,
-    SystemClock,
-    boot_id,
-    kernel_clock_synced,
-)
-from agent.adapters.media_files import HashCache, MediaError, is_url
+from agent.adapters.kernel_clock import LastKnownGood, SystemClock, boot_id, kernel_clock_synced
+from agent.adapters.media_files import HashCache, MediaError
 from agent.adapters.media_files import check as check_media
-from agent.adapters.sqlite.store import (
-    FULL,
-    STORE_TROUBLES,
-    Record,
-    Store,
-    StoreError,
-    classify_error,
-    utc_text,
-)
+from agent.adapters.schedule_files import ScheduleStore
+from agent.adapters.sqlite.store import FULL, STORE_TROUBLES, Store, StoreError, classify_error
 from agent.adapters.vlc_player import PlayerEvent, VlcPlayer
 from agent.domain import core as c
-from agent.domain.schedule import LAYERS, ScheduleRejected, ScheduleStore
+from agent.domain.clockrules import Clock
+from agent.domain.records import OUTCOMES, Record, utc_text
+from agent.domain.schedule import LAYERS, ScheduleRejected, is_url
 from agent.runtime.config import AgentConfig
 from agent.runtime.inbox import ScheduleInbox
 
@@ -55,7 +44,7 @@ log = logging.getLogger("agent")
 JUMP_THRESHOLD_S = 2.0
 LKG_INTERVAL_S = 1800.0  # each write costs ~24 KB of flash (fsync); see docs/performance.md
 SYNC_CHECK_S = 60.0
-FINAL = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
+FINAL = OUTCOMES
 SHUTDOWN_HOOKS_S = 10.0  # adapters' last words (MQTT offline state, confirmations) at most
 
 

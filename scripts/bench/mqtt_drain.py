@@ -36,8 +36,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from agent.adapters.mqtt.link import MqttLink  # noqa: E402
-from agent.adapters.sqlite.store import Record  # noqa: E402
 from agent.cli.county.broker import PrivateBroker  # noqa: E402
+from agent.domain.records import Record  # noqa: E402
 from agent.runtime.config import load_config  # noqa: E402
 from agent.runtime.loop import Runtime, record_message  # noqa: E402
 from tests.helpers import write_config  # noqa: E402

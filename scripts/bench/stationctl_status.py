@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from agent.adapters.sqlite.store import RECORD_COLUMNS, Record, Store, utc_text  # noqa: E402
+from agent.adapters.sqlite.store import Store  # noqa: E402
+from agent.domain.records import RECORD_COLUMNS, Record, utc_text  # noqa: E402
 from agent.testing.media import write_wav  # noqa: E402
 from tests.helpers import apply_schedule, one_off, schedule, write_config  # noqa: E402
 

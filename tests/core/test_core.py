@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from agent.adapters.kernel_clock import FakeClock
-from agent.adapters.sqlite.store import Record
+from agent.adapters.schedule_files import parse_schedule
 from agent.domain import core as c
-from agent.domain.schedule import parse_schedule
+from agent.domain.records import Record
+from agent.testing.fakes import FakeClock
 from tests.helpers import TZ
 
 T0 = dt.datetime(2026, 12, 1, 19, 0, tzinfo=TZ).timestamp()  # a Tuesday, 19:00 local

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from agent.adapters.schedule_files import parse_schedule
 from agent.domain.planner import plan
-from agent.domain.schedule import parse_schedule
 from tests.helpers import TZ
 
 

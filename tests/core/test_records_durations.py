@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from agent.adapters.sqlite.store import Record, Store
+from agent.adapters.sqlite.store import Store
+from agent.domain.records import Record
 from agent.runtime.config import load_config
 from agent.runtime.loop import Runtime
 from tests.helpers import apply_schedule, one_off, schedule, write_config

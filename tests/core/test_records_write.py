@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from agent.adapters.sqlite.store import Record, Store
+from agent.adapters.sqlite.store import Store
 from agent.domain import core as c
+from agent.domain.records import Record
 from tests.core.test_store_recovery import (
     WRITER_LOCK,
     alarm_rows,

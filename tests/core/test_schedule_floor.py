@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
+from agent.adapters.schedule_files import ScheduleStore
 from agent.adapters.sqlite.store import Store
-from agent.domain.schedule import ScheduleRejected, ScheduleStore
+from agent.domain.schedule import ScheduleRejected
 from agent.runtime.config import load_config
 from agent.runtime.loop import Runtime
 from tests.helpers import schedule, write_config

@@ -7,8 +7,8 @@ import json
 import time
 from zoneinfo import ZoneInfo
 
-from agent.adapters.sqlite.store import utc_text
-from agent.domain.schedule import ScheduleStore, parse_untrusted
+from agent.adapters.schedule_files import ScheduleStore, parse_untrusted
+from agent.domain.records import utc_text
 from agent.runtime.config import load_config
 from agent.runtime.loop import Runtime
 from tests.helpers import write_config

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from agent.domain.schedule import ScheduleRejected, ScheduleStore, parse_schedule
+from agent.adapters.schedule_files import ScheduleStore, parse_schedule
+from agent.domain.schedule import ScheduleRejected
 from agent.runtime.config import ConfigError, load_config
 from tests.helpers import write_config
 

@@ -252,7 +252,8 @@ def enqueue_records(state_dir: Path, n: int, start_seq: int = 1, prefix: str = "
     does (works while the agent runs: SQLite WAL, the agent sees the new rows)."""
     import uuid
 
-    from agent.adapters.sqlite.store import Record, Store
+    from agent.adapters.sqlite.store import Store
+    from agent.domain.records import Record
     from agent.runtime.loop import record_message
 
     store = Store(state_dir / "agent.db")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from agent.adapters.documents import loads_strict_json
 from agent.adapters.mqtt.config import MqttConfig
+from agent.adapters.schedule_files import parse_schedule
 from agent.domain import protocol as p
 from agent.domain import topics as t
-from agent.domain.schedule import parse_schedule
+from agent.domain.document import loads_strict_json
 from tests.helpers import ROOT
 
 DOC = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import time
 
+from agent.adapters.schedule_files import ScheduleStore
 from agent.cli.county.client import CountyClient
 from agent.domain import topics as t
-from agent.domain.schedule import ScheduleRejected, ScheduleStore
+from agent.domain.schedule import ScheduleRejected
 from tests.helpers import schedule
 from tests.mqtt.conftest import (
     COUNTY,

@@ -10,7 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.sqlite.store import Record, Store, utc_text
+from agent.adapters.sqlite.store import Store
+from agent.domain.records import Record, utc_text
 from agent.testing.media import write_wav
 from tests.helpers import apply_schedule, one_off, schedule, write_config
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.adapters.sqlite.store import RECORD_COLUMNS
+from agent.domain.records import RECORD_COLUMNS
 
 NUM = (int, float)
 OPT_STR = (str, None)

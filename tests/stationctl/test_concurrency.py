@@ -31,7 +31,8 @@ DEADLINE_SECONDS = 60.0
 
 WRITER = r"""
 import json, os, sys, time, uuid
-from agent.adapters.sqlite.store import Record, Store, utc_text
+from agent.adapters.sqlite.store import Store
+from agent.domain.records import Record, utc_text
 store = Store(sys.argv[1])
 store.db.execute("PRAGMA busy_timeout=0")  # a blocked commit fails now instead of waiting
 stop_file, limit = sys.argv[2], int(sys.argv[3])

@@ -260,7 +260,7 @@ def test_attendance_is_one_transaction(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_attendance_on_the_session_playing_now_keeps_the_core_in_step(tmp_path: Path) -> None:
-    from agent.adapters.sqlite.store import Record
+    from agent.domain.records import Record
 
     build_station(tmp_path)
     store = Store(tmp_path / "state" / "agent.db")

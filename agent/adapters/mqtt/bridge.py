@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import __version__
-from agent.adapters.sqlite.store import Store, utc_now_text
+from agent.adapters.schedule_files import read_untrusted
+from agent.adapters.sqlite.store import Store
 from agent.domain.outbox import RECORDS, Row
+from agent.domain.records import utc_now_text
 from agent.domain.schedule import (
     LAYERS,
     ApplyResult,
     ScheduleDoc,
     ScheduleRejected,
-    read_untrusted,
     unreadable_alarm,
 )
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from agent import __version__
 from agent.adapters.mqtt.bridge import BridgeClosed, CommandResult
-from agent.adapters.sqlite.store import utc_now_text
 from agent.domain import protocol as p
+from agent.domain.records import utc_now_text
 
 log = logging.getLogger("agent.adapters.mqtt")
 

@@ -40,11 +40,11 @@ from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.mqtt.conn import code as _code
 from agent.adapters.mqtt.conn import failed as _failed
 from agent.adapters.mqtt.conn import new_client
-from agent.adapters.sqlite.store import utc_now_text
 from agent.domain import protocol as p
 from agent.domain import topics as t
 from agent.domain.backoff import Backoff
 from agent.domain.outbox import OTHER, RECORDS, OutboxPolicy, Row
+from agent.domain.records import utc_now_text
 
 log = logging.getLogger("agent.adapters.mqtt")
 

@@ -17,8 +17,9 @@ import time
 import uuid
 from typing import Any
 
-from agent.adapters.sqlite.store import Store, utc_text
+from agent.adapters.sqlite.store import Store
 from agent.domain.health import AlarmChange
+from agent.domain.records import utc_text
 
 # Stable ids: the same change always gets the same msg_id (uuid5 over its identity).
 NAMESPACE = uuid.UUID("6d1f3c1e-7a51-4b8e-9c2e-3f0a4b5c6d7e")

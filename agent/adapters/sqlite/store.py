@@ -22,9 +22,11 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from agent.domain.records import RECORD_COLUMNS, Record, utc_now_text
+from agent.runtime.files import atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -96,51 +98,6 @@ CREATE TABLE IF NOT EXISTS kv (
 
 # Every table and index SCHEMA makes: a store that has them all opens without a write.
 SCHEMA_OBJECTS = frozenset(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
-
-OUTCOMES = ("completed", "stopped", "error", "interrupted", "skipped", "missed")
-TRIGGERS = ("schedule", "admin", "remote")
-
-
-@dataclass
-class Record:
-    """One viewing record. Times are UTC RFC 3339 strings; durations are seconds."""
-
-    record_id: str
-    seq: int
-    terminal: str
-    course_id: str
-    title: str
-    media: str
-    trigger: str
-    clock_state: str
-    boot_id: str
-    occurrence_key: str | None = None
-    schedule_layer: str | None = None
-    schedule_version: int | None = None
-    item_id: str | None = None
-    planned_start: str | None = None
-    started_at: str | None = None
-    ended_at: str | None = None
-    played_seconds: float = 0.0
-    media_duration: float | None = None
-    position: float = 0.0
-    completion: float = 0.0
-    outcome: str | None = None
-    reason: str | None = None
-    attendance: int | None = None
-    resumed_from: str | None = None
-    rev: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Record:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: row[k] for k in row.keys() if k in names})  # noqa: SIM118
-
-
-RECORD_COLUMNS = [f.name for f in fields(Record)]
 
 
 class StoreError(Exception):
@@ -656,37 +613,3 @@ def _locked_message(path: Path, waited: float) -> str:
         f"(holding it open: {who}); is a second agent or a stuck tool running? Stop it and "
         f"restart the agent"
     )
-
-
-def utc_now_text(ts: float | None = None) -> str:
-    return utc_text(time.time() if ts is None else ts)
-
-
-def utc_text(ts: float) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. 2026-11-28T11:30:00.000Z."""
-    whole = int(ts // 1)
-    ms = int(round((ts - whole) * 1000))
-    if ms == 1000:
-        whole, ms = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so that after a power cut it holds either the old or the new content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)

@@ -8,10 +8,10 @@ import uuid
 from typing import Any
 
 from agent.adapters.mqtt.config import MqttConfig
-from agent.adapters.sqlite.store import utc_now_text
 from agent.cli.county.client import CountyClient, ToolError
 from agent.domain import protocol as p
 from agent.domain import topics as t
+from agent.domain.records import utc_now_text
 
 
 def new_command_id() -> str:

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.adapters.mqtt.config import MqttConfig
-from agent.adapters.sqlite.store import utc_now_text
 from agent.cli.county.client import CountyClient, Message, ToolError
 from agent.domain import protocol as p
 from agent.domain import topics as t
 from agent.domain.backoff import Backoff
+from agent.domain.records import utc_now_text
 
 log = logging.getLogger("county.collector")
 LULL_S = 0.001  # no message for this long ends a batch early

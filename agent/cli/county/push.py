@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.adapters.mqtt.config import MqttConfig
+from agent.adapters.schedule_files import parse_schedule
 from agent.cli.county.client import CountyClient, ToolError
 from agent.domain import protocol as p
 from agent.domain import topics as t
-from agent.domain.schedule import ScheduleRejected, parse_schedule
+from agent.domain.schedule import ScheduleRejected
 
 
 @dataclass

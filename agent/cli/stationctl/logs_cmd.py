@@ -10,10 +10,10 @@ import sys
 import time
 from typing import Any
 
-from agent.adapters.sqlite.store import utc_text
 from agent.cli.i18n import _, pad, text_width
 from agent.cli.stationctl import labels
 from agent.cli.stationctl.common import EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
+from agent.domain.records import utc_text
 
 LEVEL_RANK = {"info": 0, "warning": 1, "error": 2}
 SPAN_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")

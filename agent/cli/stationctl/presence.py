@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.sqlite.store import utc_text
 from agent.cli.stationctl.client import AgentUnavailable, request
+from agent.domain.records import utc_text
 
 
 @dataclass

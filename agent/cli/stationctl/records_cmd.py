@@ -7,11 +7,11 @@ import io
 import sys
 from typing import Any
 
-from agent.adapters.sqlite.store import Record
 from agent.cli.i18n import N_, _, fit, ngettext, table
 from agent.cli.stationctl import labels
 from agent.cli.stationctl.common import EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
 from agent.cli.stationctl.summary import current_month, month_bounds, month_filter, month_summary
+from agent.domain.records import Record
 
 
 def add_parser(sub: Any) -> None:

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.sqlite.store import utc_text
 from agent.cli.i18n import _, fit, local_with_weekday, ngettext, table
 from agent.cli.stationctl.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
+from agent.domain.records import utc_text
 
 # Media states: ready (present, and its sha256 matches when the schedule gives one), present
 # (found; not hashed, the quick check of ``status``), url (streamed, not checked offline),
@@ -69,7 +69,8 @@ def _read(path: str) -> bytes:
 def media_state(
     content_dir: Path, media: str, sha256: str | None, *, verify: bool
 ) -> tuple[str, str | None]:
-    from agent.adapters.media_files import HashCache, MediaError, check, is_url, resolve
+    from agent.adapters.media_files import HashCache, MediaError, check, resolve
+    from agent.domain.schedule import is_url
 
     if is_url(media):
         return "url", None
@@ -88,8 +89,9 @@ def sessions_ahead(
     ctx: Ctx, days: float, *, verify: bool, limit: int | None = None
 ) -> dict[str, Any]:
     """The applied schedule's sessions from now on, with their media state (see module note)."""
+    from agent.adapters.schedule_files import ScheduleStore
     from agent.domain.planner import plan
-    from agent.domain.schedule import ScheduleRejected, ScheduleStore
+    from agent.domain.schedule import ScheduleRejected
 
     cfg = ctx.cfg
     problems: list[str] = []
@@ -250,7 +252,8 @@ def _ts(text: str) -> float:
 
 
 def validate(ctx: Ctx) -> int:
-    from agent.domain.schedule import ScheduleRejected, parse_untrusted
+    from agent.adapters.schedule_files import parse_untrusted
+    from agent.domain.schedule import ScheduleRejected
 
     args = ctx.args
     try:
@@ -277,8 +280,9 @@ def validate(ctx: Ctx) -> int:
 
 
 def next_cmd(ctx: Ctx) -> int:
+    from agent.adapters.schedule_files import parse_untrusted
     from agent.domain.planner import plan
-    from agent.domain.schedule import ScheduleRejected, parse_untrusted
+    from agent.domain.schedule import ScheduleRejected
 
     args = ctx.args
     try:
@@ -338,7 +342,7 @@ def _station_timezone(ctx: Ctx) -> str | None:
 
 
 def apply(ctx: Ctx) -> int:
-    from agent.domain.schedule import ScheduleStore
+    from agent.adapters.schedule_files import ScheduleStore
 
     args, cfg = ctx.args, ctx.cfg
     store = ScheduleStore(cfg.state_dir, timezone=cfg.timezone)

@@ -18,13 +18,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.sqlite.store import utc_text
 from agent.cli.i18n import _, fit, label_lines, local_with_weekday, ngettext, parse_utc, table
 from agent.cli.stationctl import labels
 from agent.cli.stationctl.common import EXIT_OK, SERVICE, Ctx, add_common
 from agent.cli.stationctl.presence import Presence, presence
 from agent.cli.stationctl.schedule_cmd import MEDIA_OK, media_label, media_state
 from agent.cli.stationctl.summary import current_month, month_summary
+from agent.domain.records import utc_text
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 UNSENT_AGE_WARN_S = 24 * 3600
@@ -157,7 +157,8 @@ def clock_info(ctx: Ctx, snap: dict[str, Any] | None) -> dict[str, Any]:
     if state is not None:
         synced = True if state == "synced" else (False if state == "unsynced" else None)
     else:
-        from agent.adapters.kernel_clock import clock_state, kernel_clock_synced
+        from agent.adapters.kernel_clock import kernel_clock_synced
+        from agent.domain.clockrules import clock_state
 
         synced = kernel_clock_synced()
         state = clock_state(ctx.now, lkg, synced)

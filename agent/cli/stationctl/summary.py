@@ -18,7 +18,7 @@ import re
 import sqlite3
 from typing import Any
 
-from agent.adapters.sqlite.store import utc_text
+from agent.domain.records import utc_text
 
 TARGET_SESSIONS = 2
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
