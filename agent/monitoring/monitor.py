@@ -1,7 +1,7 @@
 """The probe runner: probes on their intervals, on a small worker pool, each with a deadline.
 
 Threads: one scheduler thread ("probe-monitor") that owns all state (latest samples, link window,
-health machines, runner counters, summary builder) and calls ``emit``; ``cfg.workers`` worker
+alarm judge, runner counters, summary builder) and calls ``emit``; ``cfg.workers`` worker
 threads that only call ``probe.collect(deadline)``. A probe that overruns its deadline is reported
 as failed at the deadline, its worker is written off and replaced (up to a cap), and that probe is
 not started again until the stuck call returns; so one hung probe costs one thread, never the
@@ -11,6 +11,9 @@ Other threads (the core's heartbeat and status) never touch the scheduler's stat
 change it publishes a frozen ``MonitorView``, and ``summary()``, ``snapshot()`` and ``latest()``
 read only the latest one (a single reference read). A reader can neither see a half-updated
 window nor break the scheduler's iteration over it ("deque mutated during iteration").
+
+The monitor knows no probe by name: verdicts, heartbeat fields and summary feeds come from each
+probe's registration (``agent.monitoring.probes.registry``), the link's from ``probes.link``.
 
 The monitor does not touch SQLite: alarm changes and summaries go out through ``emit`` and the
 core thread persists them (see ``agent.adapters.sqlite.alarms``).
@@ -29,20 +32,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from agent.adapters.kernel_clock import Clock, SystemClock
-from agent.domain.health import HealthEngine
+from agent.adapters.kernel_clock import SystemClock
+from agent.domain.clockrules import Clock
 from agent.domain.linkstats import LinkWindow, SummaryBuilder, WindowStats
+from agent.monitoring.judge import AlarmJudge
 from agent.monitoring.probes import Probe, ProbesConfig, Roots, build_probes
-from agent.monitoring.probes.base import Sample
-from agent.monitoring.probes.cec import CecSample
-from agent.monitoring.probes.clocksync import ClockSyncSample
-from agent.monitoring.probes.datacast import DatacastSample
-from agent.monitoring.probes.display import DisplaySample
-from agent.monitoring.probes.dvb import DvbSample
-from agent.monitoring.probes.icmp import IcmpSample
-from agent.monitoring.probes.system import ShutdownTracker, SystemProbe, SystemSample
-from agent.monitoring.probes.tcp import TcpSample
-from agent.monitoring.probes.thermal import ThermalSample
+from agent.monitoring.probes.base import RunContext, Sample
+from agent.monitoring.probes.registry import REGISTRY, ProbeSpec
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +108,11 @@ class Monitor:
                 cfg, roots, tcp_targets=tcp_targets, dns_names=dns_names, disk_paths=disk_paths
             )
         )
-        self._health = HealthEngine(cfg.alarms, cfg.mode)
+        self._judge = AlarmJudge(cfg.alarms, cfg.mode, probes=self.probes)
         for name, raised_at in (active_alarms or {}).items():
-            self._health.restore(name, raised_at)
+            self._judge.restore(name, raised_at)
         self._window = LinkWindow(cfg.window_minutes * 60.0)
-        self.tracker = ShutdownTracker(shutdown_marker) if shutdown_marker else None
+        self.run_context = RunContext(shutdown_marker=shutdown_marker)
         self._lock = threading.Lock()
         self._latest: dict[str, Sample] = {}
         self._stats: dict[str, dict[str, int]] = {
@@ -139,12 +135,7 @@ class Monitor:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("monitor already started")
-        if self.tracker is not None:
-            system = next((p for p in self.probes if isinstance(p, SystemProbe)), None)
-            boot_id = system.boot_id() if system else None
-            verdict = self.tracker.begin(boot_id)
-            if system:
-                system.last_shutdown = verdict
+        self._hooks("begin")
         for _ in range(self.cfg.workers):
             self._spawn_worker()
         mono = self.clock.monotonic()
@@ -165,9 +156,18 @@ class Monitor:
         for worker in self._workers:
             if worker not in stuck:  # a thread stuck in a probe will not come back in time
                 worker.join(max(0.0, end - time.monotonic()))
-        if self.tracker is not None:
-            system = next((p for p in self.probes if isinstance(p, SystemProbe)), None)
-            self.tracker.end(system.boot_id() if system else None)
+        self._hooks("end")
+
+    def _hooks(self, which: str) -> None:
+        """Call each probe's ``begin``/``end`` hook; one that fails is logged, not fatal."""
+        for probe in self.probes:
+            hook = getattr(probe, which, None)
+            if hook is None:
+                continue
+            try:
+                hook(self.run_context)
+            except Exception:
+                log.exception("probe %s: %s() failed", probe.name, which)
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -282,41 +282,22 @@ class Monitor:
         if not sample.ok:
             stats["errors"] += 1
         self._latest[probe.name] = sample
-        changes = self._health.sample(sample, now, mono)
-        link = self._link_cycle(sample)
-        if link is not None:
-            up, attempts = link
-            self._window.add_cycle(mono, up, attempts)
+        seen = self._judge.observe(sample, now, mono)
+        changes = list(seen.changes)
+        if seen.cycle is not None:
+            self._window.add_cycle(mono, seen.cycle.up, seen.cycle.attempts)
             if self._summary is not None:
-                self._summary.add_cycle(mono, up, attempts)
-            changes += self._health.window(self._window.stats(mono), now, mono)
-        if self._summary is not None:
-            if isinstance(sample, DvbSample) and sample.present and not sample.skipped:
-                self._summary.add_lock(mono, sample.has_lock)
-                self._summary.add_signal(
-                    sample.signal_dbm, sample.signal_pct, sample.cnr_db, sample.post_ber
-                )
-            elif isinstance(sample, DatacastSample):
-                self._summary.add_datacast(sample.rx_bytes_delta, sample.rx_errors_delta)
+                self._summary.add_cycle(mono, seen.cycle.up, seen.cycle.attempts)
+            changes += self._judge.window(self._window.stats(mono), now, mono)
+        if self._summary is not None and seen.spec is not None and seen.spec.period is not None:
+            try:
+                seen.spec.period(sample, self._summary, mono)
+            except Exception:  # errors as data: the summary goes on without this sample
+                log.exception("probe %s: summary feed failed", probe.name)
         for change in changes:
             self._emit("alarm", change.to_dict())
         if self.cfg.emit_samples:
             self._emit("sample", {"probe": probe.name, "sample": _plain(sample)})
-
-    def _link_cycle(self, sample: Sample) -> tuple[bool, list[tuple[bool, float | None]]] | None:
-        """The link verdict and attempts of one cycle, from the probe that speaks for the link."""
-        if isinstance(sample, TcpSample) and sample.results:
-            return sample.any_reachable, [(r.reachable, r.rtt_ms) for r in sample.results]
-        if isinstance(sample, IcmpSample) and sample.results and not self._has_tcp_targets():
-            attempts: list[tuple[bool, float | None]] = []
-            for r in sample.results:
-                attempts += [(True, rtt) for rtt in r.rtts_ms]
-                attempts += [(False, None)] * max(0, r.sent - r.received)
-            return any(r.received for r in sample.results), attempts
-        return None
-
-    def _has_tcp_targets(self) -> bool:
-        return any(getattr(p, "targets", None) for p in self.probes if p.name == "tcp")
 
     def _flush_summary(self, mono: float) -> None:
         if self._summary is None:
@@ -339,7 +320,7 @@ class Monitor:
         return MonitorView(
             latest=MappingProxyType(dict(self._latest)),
             window=self._window.stats(mono),
-            alarms=MappingProxyType(self._health.active()),
+            alarms=MappingProxyType(self._judge.active()),
             runner=MappingProxyType(
                 {name: MappingProxyType(dict(c)) for name, c in self._stats.items()}
             ),
@@ -360,52 +341,15 @@ class Monitor:
         return self._view.latest.get(name)
 
     def summary(self) -> dict[str, Any]:
-        """A small dict for the heartbeat (well under 1 KB as JSON)."""
+        """A small dict for the heartbeat (well under 1 KB as JSON): the link's fields, then
+        each registered probe's fields from its latest sample, then the open alarms."""
         view = self._view
-        latest, stats = view.latest, view.window
         out: dict[str, Any] = {"mode": self.cfg.mode}
-        if self.cfg.mode == "telecom":
-            link = "unknown"
-            if "link_down" in view.alarms:
-                link = "down"
-            elif stats.cycles:
-                link = "up" if stats.up_cycles else "down"
-            out["link"] = link
-            out["rtt_ms"] = _r(stats.rtt_p50_ms)
-            out["rtt_p95_ms"] = _r(stats.rtt_p95_ms)
-            out["loss_pct"] = None if stats.loss is None else round(stats.loss * 100.0, 1)
-        dvb = latest.get("dvb")
-        if isinstance(dvb, DvbSample) and dvb.present:
-            out["lock"] = dvb.has_lock
-            out["signal_dbm"] = _r(dvb.signal_dbm)
-            out["cnr_db"] = _r(dvb.cnr_db)
-            if self.cfg.mode == "satellite":
-                out["link"] = "locked" if dvb.has_lock else "unlocked"
-        dc = latest.get("datacast")
-        if isinstance(dc, DatacastSample) and dc.seconds_since_file is not None:
-            out["datacast_age_s"] = int(dc.seconds_since_file)
-        system = latest.get("system")
-        if isinstance(system, SystemSample):
-            free = [d.free_pct for d in system.disks if d.free_pct is not None]
-            out["disk_free_pct"] = round(min(free), 1) if free else None
-            out["cpu_pct"] = system.cpu_pct
-            out["mem_used_pct"] = system.mem_used_pct
-            out["rss_mb"] = round(system.own_rss / 1e6, 1) if system.own_rss else None
-        thermal = latest.get("thermal")
-        if isinstance(thermal, ThermalSample):
-            out["temp_c"] = _r(thermal.max_c, 1)
-        display = latest.get("display")
-        if isinstance(display, DisplaySample):
-            connected = display.any_connected
-            out["display"] = (
-                "unknown" if connected is None else ("connected" if connected else "disconnected")
-            )
-        cec = latest.get("cec")
-        if isinstance(cec, CecSample) and not cec.skipped:
-            out["tv"] = cec.power
-        clock = latest.get("clocksync")
-        if isinstance(clock, ClockSyncSample) and clock.synced is not None:
-            out["clock"] = "synced" if clock.synced else "unsynced"
+        out.update(self._judge.link.summary(view.window, view.alarms))
+        for spec in REGISTRY.specs():
+            sample = view.latest.get(spec.name)
+            if spec.summary is not None and isinstance(sample, spec.sample):
+                out.update(_fields(spec, sample, self.cfg.mode))
         out["alarms"] = sorted(view.alarms)
         return out
 
@@ -430,5 +374,9 @@ def _plain(sample: Sample) -> dict[str, Any]:
     return data
 
 
-def _r(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(value, digits)
+def _fields(spec: ProbeSpec, sample: Sample, mode: str) -> dict[str, Any]:
+    try:
+        return dict(spec.summary(sample, mode)) if spec.summary is not None else {}
+    except Exception:  # errors as data: the heartbeat goes out without this probe's fields
+        log.exception("probe %s: summary fields failed", spec.name)
+        return {}

@@ -1,4 +1,4 @@
-"""Connects the probes monitor (issue 4) to the runtime: alarms and link summaries are written
+"""Connects the probes monitor to the runtime: alarms and link summaries are written
 on the core thread, the monitor's summary goes into the heartbeat, its snapshot into status.
 
 The monitor runs its probes on its own threads; it never touches SQLite. What it emits is handed

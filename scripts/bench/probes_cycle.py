@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _probe_fixtures import Fixture  # noqa: E402
 
-from agent.domain.health import HealthEngine  # noqa: E402
+from agent.monitoring.judge import AlarmJudge  # noqa: E402
 from agent.domain.linkstats import LinkWindow  # noqa: E402
 from agent.monitoring.probes.tcp import TcpSample  # noqa: E402
 
@@ -47,7 +47,7 @@ def main() -> int:
 
     fx = Fixture(fake_box=args.fake_box)
     probes = fx.probes()
-    engine = HealthEngine(fx.cfg.alarms, "telecom")
+    engine = AlarmJudge(fx.cfg.alarms, "telecom")
     window = LinkWindow(900)
     for p in probes:  # warm-up: imports, first reads, libc handle
         p.collect(time.monotonic() + p.timeout)

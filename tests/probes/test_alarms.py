@@ -14,8 +14,9 @@ from agent.adapters.sqlite.alarms import (
     persist_alarm_change,
     persist_link_summary,
 )
-from agent.adapters.sqlite.store import Store, utc_text
+from agent.adapters.sqlite.store import Store
 from agent.domain.health import AlarmChange
+from agent.domain.records import utc_text
 
 T0 = 1_800_000_000.25
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.monitoring.probes import dvb
+from agent.monitoring.probes import dvb, dvb_uapi
 from agent.monitoring.probes.base import CommandResult
-from agent.monitoring.probes.dvb import DvbProbe, DvbProbeConfig, make_structs, parse_fe_tool
+from agent.monitoring.probes.dvb import DvbProbe, DvbProbeConfig, parse_fe_tool
+from agent.monitoring.probes.dvb_uapi import make_structs
 from tests.probes.probe_helpers import RecordedRunner
 
 # Layout facts from include/uapi/linux/dvb/frontend.h, written down independently of ctypes:
@@ -42,10 +43,10 @@ class FakeKernel:
         size = (request >> 16) & 0x3FFF
         assert size == ctypes.sizeof(arg), "ioctl number must encode the size of the argument"  # type: ignore[arg-type]
         base = ctypes.addressof(arg)  # type: ignore[arg-type]
-        if request == dvb.FE_READ_STATUS:
+        if request == dvb_uapi.FE_READ_STATUS:
             ctypes.memmove(base, struct.pack("<I", self.status), 4)
             return 0
-        if request == dvb.FE_GET_PROPERTY:
+        if request == dvb_uapi.FE_GET_PROPERTY:
             if self.stats is None:
                 raise OSError(errno.ENOTTY, "Inappropriate ioctl for device")
             num = struct.unpack("<I", ctypes.string_at(base, 4))[0]
@@ -86,30 +87,33 @@ def v5_stats(
     pre_err: int, pre_total: int, post_err: int, post_total: int, blk_err: int, blk_total: int
 ) -> dict[int, list[tuple[int, int]]]:
     return {
-        dvb.DTV_STAT_SIGNAL_STRENGTH: [(dvb.FE_SCALE_DECIBEL, -41250)],
-        dvb.DTV_STAT_CNR: [(dvb.FE_SCALE_DECIBEL, 9800)],
-        dvb.DTV_STAT_PRE_ERROR_BIT_COUNT: [(dvb.FE_SCALE_COUNTER, pre_err)],
-        dvb.DTV_STAT_PRE_TOTAL_BIT_COUNT: [(dvb.FE_SCALE_COUNTER, pre_total)],
-        dvb.DTV_STAT_POST_ERROR_BIT_COUNT: [(dvb.FE_SCALE_COUNTER, post_err)],
-        dvb.DTV_STAT_POST_TOTAL_BIT_COUNT: [(dvb.FE_SCALE_COUNTER, post_total)],
-        dvb.DTV_STAT_ERROR_BLOCK_COUNT: [(dvb.FE_SCALE_COUNTER, blk_err)],
-        dvb.DTV_STAT_TOTAL_BLOCK_COUNT: [(dvb.FE_SCALE_COUNTER, blk_total)],
+        dvb_uapi.DTV_STAT_SIGNAL_STRENGTH: [(dvb_uapi.FE_SCALE_DECIBEL, -41250)],
+        dvb_uapi.DTV_STAT_CNR: [(dvb_uapi.FE_SCALE_DECIBEL, 9800)],
+        dvb_uapi.DTV_STAT_PRE_ERROR_BIT_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, pre_err)],
+        dvb_uapi.DTV_STAT_PRE_TOTAL_BIT_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, pre_total)],
+        dvb_uapi.DTV_STAT_POST_ERROR_BIT_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, post_err)],
+        dvb_uapi.DTV_STAT_POST_TOTAL_BIT_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, post_total)],
+        dvb_uapi.DTV_STAT_ERROR_BLOCK_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, blk_err)],
+        dvb_uapi.DTV_STAT_TOTAL_BLOCK_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, blk_total)],
     }
 
 
 def test_struct_layouts_and_ioctl_numbers_for_64_and_32_bit() -> None:
     if ctypes.sizeof(ctypes.c_void_p) == 8:
-        assert ctypes.sizeof(dvb.DtvProperty) == 76
-        assert ctypes.sizeof(dvb.DtvProperties) == 16
-        assert dvb.FE_GET_PROPERTY == 0x80106F53
+        assert ctypes.sizeof(dvb_uapi.DtvProperty) == 76
+        assert ctypes.sizeof(dvb_uapi.DtvProperties) == 16
+        assert dvb_uapi.FE_GET_PROPERTY == 0x80106F53
     arm32 = make_structs(ctypes.c_uint32)
     assert ctypes.sizeof(arm32.DtvProperty) == 72
     assert ctypes.sizeof(arm32.DtvProperties) == 8
     assert arm32.FE_GET_PROPERTY == 0x80086F53
-    assert ctypes.sizeof(dvb.NATIVE.DtvStats) == 9 and ctypes.sizeof(dvb.NATIVE.DtvFeStats) == 37
-    assert dvb.DtvProperty.u.offset == 16
-    assert dvb.FE_READ_STATUS == 0x80046F45
-    assert dvb.FE_READ_SIGNAL_STRENGTH == 0x80026F47
+    assert (
+        ctypes.sizeof(dvb_uapi.NATIVE.DtvStats) == 9
+        and ctypes.sizeof(dvb_uapi.NATIVE.DtvFeStats) == 37
+    )
+    assert dvb_uapi.DtvProperty.u.offset == 16
+    assert dvb_uapi.FE_READ_STATUS == 0x80046F45
+    assert dvb_uapi.FE_READ_SIGNAL_STRENGTH == 0x80026F47
 
 
 @pytest.mark.skipif(
@@ -131,7 +135,7 @@ def test_locked_frontend_with_dvbv5_stats_and_ber_from_deltas(tmp_path: Path) ->
     assert second.pre_ber == pytest.approx(30 / 3_000_000)
     assert second.post_ber == pytest.approx(3 / 2_000_000)
     assert second.block_error_rate == pytest.approx(5 / 1000)
-    assert kernel.requests[:2] == [dvb.FE_READ_STATUS, dvb.FE_GET_PROPERTY]
+    assert kernel.requests[:2] == [dvb_uapi.FE_READ_STATUS, dvb_uapi.FE_GET_PROPERTY]
 
 
 @pytest.mark.skipif(
@@ -139,10 +143,10 @@ def test_locked_frontend_with_dvbv5_stats_and_ber_from_deltas(tmp_path: Path) ->
 )
 def test_relative_scales_unlocked_and_counter_reset(tmp_path: Path) -> None:
     stats = {
-        dvb.DTV_STAT_SIGNAL_STRENGTH: [(dvb.FE_SCALE_RELATIVE, 32768)],
-        dvb.DTV_STAT_CNR: [(dvb.FE_SCALE_RELATIVE, 65535)],
-        dvb.DTV_STAT_POST_ERROR_BIT_COUNT: [(dvb.FE_SCALE_COUNTER, 500)],
-        dvb.DTV_STAT_POST_TOTAL_BIT_COUNT: [(dvb.FE_SCALE_COUNTER, 10_000)],
+        dvb_uapi.DTV_STAT_SIGNAL_STRENGTH: [(dvb_uapi.FE_SCALE_RELATIVE, 32768)],
+        dvb_uapi.DTV_STAT_CNR: [(dvb_uapi.FE_SCALE_RELATIVE, 65535)],
+        dvb_uapi.DTV_STAT_POST_ERROR_BIT_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, 500)],
+        dvb_uapi.DTV_STAT_POST_TOTAL_BIT_COUNT: [(dvb_uapi.FE_SCALE_COUNTER, 10_000)],
     }
     kernel = FakeKernel(0x01, stats)
     p = DvbProbe(DvbProbeConfig(), dev_root=frontend(tmp_path), ioctl=kernel)
@@ -150,10 +154,10 @@ def test_relative_scales_unlocked_and_counter_reset(tmp_path: Path) -> None:
     assert s.has_signal and not s.has_lock
     assert s.signal_pct == pytest.approx(50.0, abs=0.01) and s.cnr_pct == pytest.approx(100.0)
     assert s.signal_dbm is None and s.cnr_db is None
-    stats[dvb.DTV_STAT_POST_ERROR_BIT_COUNT] = [
-        (dvb.FE_SCALE_COUNTER, 1)
+    stats[dvb_uapi.DTV_STAT_POST_ERROR_BIT_COUNT] = [
+        (dvb_uapi.FE_SCALE_COUNTER, 1)
     ]  # driver reset its counters
-    stats[dvb.DTV_STAT_POST_TOTAL_BIT_COUNT] = [(dvb.FE_SCALE_COUNTER, 100)]
+    stats[dvb_uapi.DTV_STAT_POST_TOTAL_BIT_COUNT] = [(dvb_uapi.FE_SCALE_COUNTER, 100)]
     assert p.collect(time.monotonic() + 1).post_ber is None
 
 
@@ -162,10 +166,10 @@ def test_dvbv3_fallback_is_marked_driver_specific(tmp_path: Path) -> None:
         LOCKED,
         None,
         {
-            dvb.FE_READ_SIGNAL_STRENGTH: 0xB000,
-            dvb.FE_READ_SNR: 0x00F5,
-            dvb.FE_READ_BER: 12,
-            dvb.FE_READ_UNCORRECTED_BLOCKS: 7,
+            dvb_uapi.FE_READ_SIGNAL_STRENGTH: 0xB000,
+            dvb_uapi.FE_READ_SNR: 0x00F5,
+            dvb_uapi.FE_READ_BER: 12,
+            dvb_uapi.FE_READ_UNCORRECTED_BLOCKS: 7,
         },
     )
     s = DvbProbe(DvbProbeConfig(), dev_root=frontend(tmp_path), ioctl=kernel).collect(
@@ -177,8 +181,8 @@ def test_dvbv3_fallback_is_marked_driver_specific(tmp_path: Path) -> None:
 
 
 def test_all_stats_unavailable_falls_back_too(tmp_path: Path) -> None:
-    stats = {cmd: [(dvb.FE_SCALE_NOT_AVAILABLE, 0)] for cmd in dvb.STAT_COMMANDS}
-    kernel = FakeKernel(LOCKED, stats, {dvb.FE_READ_SNR: 3})
+    stats = {cmd: [(dvb_uapi.FE_SCALE_NOT_AVAILABLE, 0)] for cmd in dvb_uapi.STAT_COMMANDS}
+    kernel = FakeKernel(LOCKED, stats, {dvb_uapi.FE_READ_SNR: 3})
     s = DvbProbe(DvbProbeConfig(), dev_root=frontend(tmp_path), ioctl=kernel).collect(
         time.monotonic() + 1
     )
@@ -283,7 +287,7 @@ def test_kernel_ioctl_fills_ctypes_objects_in_place() -> None:
         dvb.kernel_ioctl(b.fileno(), termios.FIONREAD, pending)
         assert pending.value == 5
         with pytest.raises(OSError):
-            dvb.kernel_ioctl(b.fileno(), dvb.FE_READ_STATUS, ctypes.c_uint32(0))
+            dvb.kernel_ioctl(b.fileno(), dvb_uapi.FE_READ_STATUS, ctypes.c_uint32(0))
     finally:
         a.close()
         b.close()

@@ -70,7 +70,7 @@ def test_incomplete_neighbour_and_silent_port_is_unreachable(
     arp = ARP.replace("127.0.0.1        0x1         0x2", "127.0.0.1        0x1         0x0")
     start = time.monotonic()
     s = GatewayProbe(
-        GatewayProbeConfig(tcp_port=blackhole_port, timeout_seconds=0.3),
+        GatewayProbeConfig(tcp_port=blackhole_port),
         procfs=procfs(tmp_path, route, arp),
     ).collect(start + 0.3)
     assert time.monotonic() - start < 0.5

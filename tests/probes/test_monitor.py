@@ -136,12 +136,8 @@ def test_link_down_and_back_over_real_loopback(blackhole_port: int, closed_port:
     c = cfg(emit_samples=False)
     c.alarms.link_down.raise_after = 2
     c.alarms.link_down.clear_after = 2
-    tcp = TcpProbe(
-        TcpProbeConfig(
-            targets=[f"127.0.0.1:{blackhole_port}"], interval_seconds=0.1, timeout_seconds=0.15
-        )
-    )
-    tcp.interval = 0.1  # faster than the config allows, for the test
+    tcp = TcpProbe(TcpProbeConfig(targets=[f"127.0.0.1:{blackhole_port}"]))
+    tcp.interval, tcp.timeout = 0.1, 0.15  # faster than the config allows, for the test
     rec = Recorder()
     m = Monitor(c, None, rec, probes=[tcp])
     m.start()

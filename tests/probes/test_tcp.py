@@ -6,10 +6,8 @@ import time
 from agent.monitoring.probes.tcp import TcpProbe, TcpProbeConfig
 
 
-def probe(*targets: str, timeout: float = 1.0, resolver=socket.getaddrinfo) -> TcpProbe:
-    return TcpProbe(
-        TcpProbeConfig(targets=list(targets), timeout_seconds=timeout), resolver=resolver
-    )
+def probe(*targets: str, resolver=socket.getaddrinfo) -> TcpProbe:
+    return TcpProbe(TcpProbeConfig(targets=list(targets)), resolver=resolver)
 
 
 def test_open_port_gives_connect_time(listening_port: int) -> None:

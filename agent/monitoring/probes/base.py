@@ -1,4 +1,5 @@
-"""Shared plumbing for probes: samples, bounded command runs, bounded name lookups, sysfs reads.
+"""Shared plumbing for probes: samples, what a probe reads through, bounded command runs, bounded
+name lookups, sysfs reads.
 
 Every probe is a small class with a ``collect(deadline)`` method. Nothing here may block past the
 deadline it is given, because the monitor runs probes on a handful of worker threads and a probe
@@ -9,8 +10,10 @@ a dead resolver cannot leak threads without bound.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from agent.adapters.kernel_clock import AdjtimexFn, libc_adjtimex
 
 
 @dataclass
@@ -39,7 +44,13 @@ class Sample:
 
 
 class Probe(Protocol):
-    """What the monitor needs from a probe."""
+    """What the monitor needs from a probe.
+
+    ``interval`` and ``timeout`` are the monitor's settings for this probe (``interval_seconds``
+    and ``timeout_seconds`` in its config section); a registered probe class carries its defaults.
+    A probe may also define ``has_targets() -> bool`` (is there anything to measure?), and
+    ``begin(run)`` / ``end(run)`` with a ``RunContext``, called when the monitor starts and stops.
+    """
 
     name: str
     interval: float
@@ -62,6 +73,13 @@ class CommandResult:
 
 
 Runner = Callable[[Sequence[str], float], CommandResult]
+IoctlFn = Callable[[int, int, Any], int]
+Resolver = Callable[..., list[Any]]
+
+
+def kernel_ioctl(fd: int, request: int, arg: Any) -> int:
+    """The real ioctl: ``arg`` is a ctypes object that the kernel fills in place."""
+    return fcntl.ioctl(fd, request, arg, True)
 
 
 def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
@@ -97,6 +115,51 @@ def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
     )
 
 
+@dataclass
+class Roots:
+    """Where probes read the world from; defaults are the real system. Tests and benchmarks point
+    these at fake trees, recorded tool output and fake kernels; ``extra`` holds seams of probes
+    that are not part of the agent (a plugin looks its own up by name)."""
+
+    sysfs: Path = Path("/sys")
+    procfs: Path = Path("/proc")
+    dev: Path = Path("/dev")
+    runner: Runner = run_command
+    ioctl: IoctlFn = kernel_ioctl
+    resolver: Resolver = socket.getaddrinfo
+    adjtimex: AdjtimexFn = libc_adjtimex
+    which: Callable[[str], str | None] = shutil.which
+    statvfs: Callable[[str], os.statvfs_result] = os.statvfs
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe's ``create(cfg, ctx)`` gets besides its config section: the roots, and the
+    targets the agent itself implies (its broker, its own folders), added to the configured ones."""
+
+    roots: Roots = field(default_factory=Roots)
+    tcp_targets: Sequence[str] = ()
+    dns_names: Sequence[str] = ()
+    disk_paths: Sequence[Path] = ()
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the monitor knows about its run that a probe's ``begin``/``end`` hooks may need."""
+
+    shutdown_marker: Path | None = None
+
+
+def merge(first: Sequence[Any], second: Sequence[Any]) -> list[Any]:
+    """``first`` then the items of ``second`` it lacks, in order (configured targets come first)."""
+    out: list[Any] = []
+    for item in [*first, *second]:
+        if item not in out:
+            out.append(item)
+    return out
+
+
 def remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
@@ -121,8 +184,6 @@ def read_int(path: Path, base: int = 10) -> int | None:
 
 
 # -- name resolution with a deadline -------------------------------------------------------
-
-Resolver = Callable[..., list[Any]]
 
 _lookup_slots = threading.BoundedSemaphore(4)
 _MAX_HUNG_LOOKUPS = 4

@@ -10,14 +10,22 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Runner, Sample, remaining, run_command
+from agent.monitoring.probes.base import ProbeContext, Runner, Sample, remaining, run_command
+from agent.monitoring.probes.registry import (
+    Cadence,
+    CountHysteresis,
+    Judging,
+    Severity,
+    register,
+)
 
 
 @dataclass
 class CecProbeConfig:
-    enabled: bool = True
     device: str = "/dev/cec0"
     command: list[str] = field(
         default_factory=lambda: [
@@ -29,8 +37,15 @@ class CecProbeConfig:
             "--give-device-power-status",
         ]
     )
-    interval_seconds: float = field(default=300.0, metadata={"check": between(10, 86400)})
-    timeout_seconds: float = field(default=5.0, metadata={"check": between(0.5, 60)})
+
+
+@dataclass
+class TvOffAlarm(CountHysteresis):
+    """Only an explicit "standby" from the TV counts; no answer keeps the current state."""
+
+    raise_after: int = field(default=2, metadata={"check": between(1, 1000)})
+    clear_after: int = field(default=1, metadata={"check": between(1, 1000)})
+    severity: Severity = "info"
 
 
 @dataclass
@@ -57,15 +72,36 @@ def parse_power_status(text: str) -> tuple[str, str | None, str | None]:
     return "unknown", None, "no power status in cec-ctl output"
 
 
-class CecProbe:
-    name = "cec"
+_TV_OFF = {"standby": True, "to_standby": True, "on": False, "to_on": False}
 
+
+def verdicts(s: CecSample, ctx: Judging) -> dict[str, Verdict]:
+    """Off only on the TV's own word; "unknown" (no answer) leaves the alarm as it is."""
+    return {"tv_off": Verdict(_TV_OFF.get(s.power), {"power": s.power})}
+
+
+def summary(s: CecSample, mode: str) -> dict[str, Any]:
+    return {} if s.skipped else {"tv": s.power}
+
+
+@register(
+    "cec",
+    config=CecProbeConfig,
+    sample=CecSample,
+    cadence=Cadence(interval=300, timeout=5, interval_range=(10, 86400), timeout_range=(0.5, 60)),
+    alarms={"tv_off": TvOffAlarm},
+    verdicts=verdicts,
+    summary=summary,
+)
+class CecProbe:
     def __init__(self, cfg: CecProbeConfig, *, runner: Runner = run_command) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.runner = runner
         self._missing_until = 0.0  # a missing cec-ctl is re-checked hourly, not every run
+
+    @classmethod
+    def create(cls, cfg: CecProbeConfig, ctx: ProbeContext) -> CecProbe:
+        return cls(cfg, runner=ctx.roots.runner)
 
     def collect(self, deadline: float) -> CecSample:
         sample = CecSample(at=time.time())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 # The kernel interface itself lives in agent.adapters.kernel_clock (the core reads the same flag).
 from agent.adapters.kernel_clock import (  # noqa: F401 - re-exported for the probe and its tests
@@ -23,15 +24,28 @@ from agent.adapters.kernel_clock import (  # noqa: F401 - re-exported for the pr
     Timex,
     libc_adjtimex,
 )
+from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample
+from agent.monitoring.probes.base import ProbeContext, Sample
+from agent.monitoring.probes.registry import Cadence, Judging, Severity, register
 
 
 @dataclass
 class ClockSyncProbeConfig:
-    enabled: bool = True
-    interval_seconds: float = field(default=60.0, metadata={"check": between(1, 86400)})
-    timeout_seconds: float = field(default=1.0, metadata={"check": between(0.1, 60)})
+    """No keys of its own."""
+
+
+@dataclass
+class ClockUnsyncedAlarm:
+    """Unsynced for this long (many terminals never sync; the alarm says so once)."""
+
+    after_minutes: float = field(default=30.0, metadata={"check": between(0, 7 * 24 * 60)})
+    clear_after: int = field(default=2, metadata={"check": between(1, 1000)})
+    severity: Severity = "warning"
+
+    @property
+    def raise_after_seconds(self) -> float:
+        return self.after_minutes * 60.0
 
 
 @dataclass
@@ -66,14 +80,32 @@ def interpret(ret: int, tx: Timex, sample: ClockSyncSample) -> None:
     sample.reason = "; ".join(reasons) or None
 
 
-class ClockSyncProbe:
-    name = "clocksync"
+def verdicts(s: ClockSyncSample, ctx: Judging) -> dict[str, Verdict]:
+    bad = None if s.synced is None else not s.synced
+    return {"clock_unsynced": Verdict(bad, {"reason": s.reason, "maxerror_us": s.maxerror_us})}
 
+
+def summary(s: ClockSyncSample, mode: str) -> dict[str, Any]:
+    return {} if s.synced is None else {"clock": "synced" if s.synced else "unsynced"}
+
+
+@register(
+    "clocksync",
+    config=ClockSyncProbeConfig,
+    sample=ClockSyncSample,
+    cadence=Cadence(interval=60, timeout=1),
+    alarms={"clock_unsynced": ClockUnsyncedAlarm},
+    verdicts=verdicts,
+    summary=summary,
+)
+class ClockSyncProbe:
     def __init__(self, cfg: ClockSyncProbeConfig, *, adjtimex: AdjtimexFn = libc_adjtimex) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.adjtimex = adjtimex
+
+    @classmethod
+    def create(cls, cfg: ClockSyncProbeConfig, ctx: ProbeContext) -> ClockSyncProbe:
+        return cls(cfg, adjtimex=ctx.roots.adjtimex)
 
     def collect(self, deadline: float) -> ClockSyncSample:
         sample = ClockSyncSample(at=time.time())

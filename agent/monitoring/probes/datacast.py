@@ -14,9 +14,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from agent.domain.health import Verdict
+from agent.domain.linkstats import SummaryBuilder
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample, read_int, remaining
+from agent.monitoring.probes.base import ProbeContext, Sample, read_int, remaining
+from agent.monitoring.probes.registry import Cadence, Judging, Severity, register
 
 NET_COUNTERS = (
     "rx_bytes",
@@ -33,15 +37,20 @@ NET_COUNTERS = (
 class DatacastProbeConfig:
     """``receive_dir`` unset = folder check off; ``interface`` is the dvbnet one (dvb0_0...)."""
 
-    enabled: bool = True
     interface: str = "dvb0_0"
     receive_dir: Path | None = None
     partial_patterns: list[str] = field(
         default_factory=lambda: [".*", "*.part", "*.tmp", "*.partial", "*~"]
     )
     max_entries: int = field(default=20000, metadata={"check": between(10, 10_000_000)})
-    interval_seconds: float = field(default=300.0, metadata={"check": between(5, 86400)})
-    timeout_seconds: float = field(default=5.0, metadata={"check": between(0.1, 60)})
+
+
+@dataclass
+class DatacastStaleAlarm:
+    """No complete file in the receive folder for this long."""
+
+    stale_hours: float = field(default=48.0, metadata={"check": between(0.1, 24 * 365)})
+    severity: Severity = "warning"
 
 
 @dataclass
@@ -57,19 +66,55 @@ class DatacastSample(Sample):
     scan_truncated: bool = False
 
 
-class DatacastProbe:
-    name = "datacast"
+def verdicts(s: DatacastSample, ctx: Judging) -> dict[str, Verdict]:
+    """Stale by the newest file's age; an empty folder is stale once watched past the limit."""
+    limit = ctx.alarms.datacast_stale.stale_hours * 3600.0
+    bad: bool | None
+    if s.seconds_since_file is not None:
+        bad = s.seconds_since_file > limit
+    elif (
+        s.ok and s.files_seen == 0 and not s.skipped and s.newest_mtime is None and s.error is None
+    ):
+        bad = True if ctx.watched_seconds > limit else None
+    else:
+        bad = None
+    detail = {"seconds_since_file": s.seconds_since_file, "newest_file": s.newest_file}
+    return {"datacast_stale": Verdict(bad, detail)}
 
+
+def summary(s: DatacastSample, mode: str) -> dict[str, Any]:
+    if s.seconds_since_file is None:
+        return {}
+    return {"datacast_age_s": int(s.seconds_since_file)}
+
+
+def period(s: DatacastSample, builder: SummaryBuilder, mono: float) -> None:
+    builder.add_datacast(s.rx_bytes_delta, s.rx_errors_delta)
+
+
+@register(
+    "datacast",
+    config=DatacastProbeConfig,
+    sample=DatacastSample,
+    cadence=Cadence(interval=300, timeout=5, interval_range=(5, 86400)),
+    alarms={"datacast_stale": DatacastStaleAlarm},
+    verdicts=verdicts,
+    summary=summary,
+    period=period,
+)
+class DatacastProbe:
     def __init__(self, cfg: DatacastProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.sysfs = sysfs
         self._previous: dict[str, int] | None = None
         # One regex for all patterns: the scan tests every file name, so this is the hot path.
         self._partial = re.compile(
             "|".join(fnmatch.translate(p) for p in cfg.partial_patterns) or "(?!)"
         )
+
+    @classmethod
+    def create(cls, cfg: DatacastProbeConfig, ctx: ProbeContext) -> DatacastProbe:
+        return cls(cfg, sysfs=ctx.roots.sysfs)
 
     def collect(self, deadline: float) -> DatacastSample:
         sample = DatacastSample(at=time.time())

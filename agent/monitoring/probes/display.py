@@ -10,19 +10,32 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample, read_text
+from agent.monitoring.probes.base import ProbeContext, Sample, read_text
+from agent.monitoring.probes.registry import (
+    Cadence,
+    CountHysteresis,
+    Judging,
+    Severity,
+    register,
+)
 
 
 @dataclass
 class DisplayProbeConfig:
     """``connectors``: names like ``card0-HDMI-A-1`` to watch; empty = every connector."""
 
-    enabled: bool = True
     connectors: list[str] = field(default_factory=list)
-    interval_seconds: float = field(default=30.0, metadata={"check": between(1, 86400)})
-    timeout_seconds: float = field(default=2.0, metadata={"check": between(0.1, 60)})
+
+
+@dataclass
+class DisplayDisconnectedAlarm(CountHysteresis):
+    raise_after: int = field(default=2, metadata={"check": between(1, 1000)})
+    clear_after: int = field(default=1, metadata={"check": between(1, 1000)})
+    severity: Severity = "warning"
 
 
 @dataclass
@@ -46,14 +59,36 @@ class DisplaySample(Sample):
         return "connected" in known
 
 
-class DisplayProbe:
-    name = "display"
+def verdicts(s: DisplaySample, ctx: Judging) -> dict[str, Verdict]:
+    """Disconnected when no connector is connected; no readable connector is unknown."""
+    connected = s.any_connected
+    detail = {"connectors": {c.name: c.status for c in s.connectors}}
+    return {"display_disconnected": Verdict(None if connected is None else not connected, detail)}
 
+
+def summary(s: DisplaySample, mode: str) -> dict[str, Any]:
+    connected = s.any_connected
+    state = "unknown" if connected is None else ("connected" if connected else "disconnected")
+    return {"display": state}
+
+
+@register(
+    "display",
+    config=DisplayProbeConfig,
+    sample=DisplaySample,
+    cadence=Cadence(interval=30, timeout=2),
+    alarms={"display_disconnected": DisplayDisconnectedAlarm},
+    verdicts=verdicts,
+    summary=summary,
+)
+class DisplayProbe:
     def __init__(self, cfg: DisplayProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.sysfs = sysfs
+
+    @classmethod
+    def create(cls, cfg: DisplayProbeConfig, ctx: ProbeContext) -> DisplayProbe:
+        return cls(cfg, sysfs=ctx.roots.sysfs)
 
     def collect(self, deadline: float) -> DisplaySample:
         sample = DisplaySample(at=time.time())

@@ -12,18 +12,23 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from agent.domain.schema import between
-from agent.monitoring.probes.base import ResolveError, Resolver, Sample, remaining, resolve
+from agent.monitoring.probes.base import (
+    ProbeContext,
+    ResolveError,
+    Resolver,
+    Sample,
+    merge,
+    remaining,
+    resolve,
+)
+from agent.monitoring.probes.registry import Cadence, register
 
 
 @dataclass
 class DnsProbeConfig:
     """``names`` to resolve; the broker's host name is added by the agent when it has one."""
 
-    enabled: bool = True
     names: list[str] = field(default_factory=list)
-    interval_seconds: float = field(default=300.0, metadata={"check": between(10, 86400)})
-    timeout_seconds: float = field(default=5.0, metadata={"check": between(0.1, 60)})
 
 
 @dataclass
@@ -44,15 +49,26 @@ class DnsSample(Sample):
         return bool(self.results) and all(r.ok for r in self.results)
 
 
+@register(
+    "dns",
+    config=DnsProbeConfig,
+    sample=DnsSample,
+    cadence=Cadence(interval=300, timeout=5, interval_range=(10, 86400)),
+)
 class DnsProbe:
-    name = "dns"
-
     def __init__(self, cfg: DnsProbeConfig, *, resolver: Resolver = socket.getaddrinfo) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.resolver = resolver
         self.names: list[str] = list(cfg.names)
+
+    @classmethod
+    def create(cls, cfg: DnsProbeConfig, ctx: ProbeContext) -> DnsProbe:
+        probe = cls(cfg, resolver=ctx.roots.resolver)
+        probe.names = merge(probe.names, ctx.dns_names)
+        return probe
+
+    def has_targets(self) -> bool:
+        return bool(self.names)
 
     def collect(self, deadline: float) -> DnsSample:
         sample = DnsSample(at=time.time())

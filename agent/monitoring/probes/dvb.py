@@ -6,144 +6,73 @@ bits, then one ``FE_GET_PROPERTY`` for the eight ``DTV_STAT_*`` properties. BER 
 rate are ratios of counter deltas between two reads, so the first read reports counters only.
 Drivers without DVBv5 statistics fall back to the DVBv3 ioctls, whose units are driver-specific
 and are marked so. Boxes whose receiver software keeps the device to itself can instead parse
-``dvb-fe-tool -m`` output (``source: tool``).
-
-Struct layouts are declared with ctypes and sized by ctypes, because ``struct dtv_properties`` is
-16 bytes on 64-bit and 8 on 32-bit ARM and the ioctl number encodes that size.
+``dvb-fe-tool -m`` output (``source: tool``). The kernel's structs and ioctl numbers are in
+``dvb_uapi``.
 """
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
+from agent.domain.health import Verdict
+from agent.domain.linkstats import SummaryBuilder
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Runner, Sample, remaining, run_command
+from agent.monitoring.probes.base import (  # noqa: F401 - kernel_ioctl re-exported for tests
+    IoctlFn,
+    ProbeContext,
+    Runner,
+    Sample,
+    kernel_ioctl,
+    remaining,
+    run_command,
+)
+from agent.monitoring.probes.dvb_uapi import (
+    DTV_STAT_CNR,
+    DTV_STAT_ERROR_BLOCK_COUNT,
+    DTV_STAT_POST_ERROR_BIT_COUNT,
+    DTV_STAT_POST_TOTAL_BIT_COUNT,
+    DTV_STAT_PRE_ERROR_BIT_COUNT,
+    DTV_STAT_PRE_TOTAL_BIT_COUNT,
+    DTV_STAT_SIGNAL_STRENGTH,
+    DTV_STAT_TOTAL_BLOCK_COUNT,
+    FE_GET_PROPERTY,
+    FE_HAS_CARRIER,
+    FE_HAS_LOCK,
+    FE_HAS_SIGNAL,
+    FE_READ_BER,
+    FE_READ_SIGNAL_STRENGTH,
+    FE_READ_SNR,
+    FE_READ_STATUS,
+    FE_READ_UNCORRECTED_BLOCKS,
+    FE_SCALE_COUNTER,
+    FE_SCALE_DECIBEL,
+    FE_SCALE_NOT_AVAILABLE,
+    FE_SCALE_RELATIVE,
+    STAT_COMMANDS,
+    DtvProperties,
+    DtvProperty,
+)
+from agent.monitoring.probes.registry import (
+    Cadence,
+    CountHysteresis,
+    Judging,
+    Severity,
+    register,
+)
 
-# -- kernel constants (include/uapi/linux/dvb/frontend.h) -----------------------------------
-
-FE_HAS_SIGNAL = 0x01
-FE_HAS_CARRIER = 0x02
-FE_HAS_VITERBI = 0x04
-FE_HAS_SYNC = 0x08
-FE_HAS_LOCK = 0x10
-FE_TIMEDOUT = 0x20
-FE_REINIT = 0x40
-
-FE_SCALE_NOT_AVAILABLE = 0
-FE_SCALE_DECIBEL = 1
-FE_SCALE_RELATIVE = 2
-FE_SCALE_COUNTER = 3
-
-DTV_STAT_SIGNAL_STRENGTH = 62
-DTV_STAT_CNR = 63
-DTV_STAT_PRE_ERROR_BIT_COUNT = 64
-DTV_STAT_PRE_TOTAL_BIT_COUNT = 65
-DTV_STAT_POST_ERROR_BIT_COUNT = 66
-DTV_STAT_POST_TOTAL_BIT_COUNT = 67
-DTV_STAT_ERROR_BLOCK_COUNT = 68
-DTV_STAT_TOTAL_BLOCK_COUNT = 69
-STAT_COMMANDS = tuple(range(DTV_STAT_SIGNAL_STRENGTH, DTV_STAT_TOTAL_BLOCK_COUNT + 1))
-MAX_DTV_STATS = 4
-
-_IOC_READ = 2
-
-
-def _ior(kind: str, nr: int, size: int) -> int:
-    return (_IOC_READ << 30) | (size << 16) | (ord(kind) << 8) | nr
-
-
-# -- struct layouts ------------------------------------------------------------------------
-
-
-def make_structs(pointer: Any = ctypes.c_void_p) -> SimpleNamespace:
-    """Declare the DVBv5 property structs; ``pointer`` lets tests lay them out as 32-bit ARM does.
-
-    ``dtv_stats``, ``dtv_fe_stats`` and ``dtv_property`` are ``__attribute__((packed))`` in the
-    kernel header; the anonymous ``buffer`` struct inside the union is not.
-    """
-
-    class DtvStats(ctypes.Structure):
-        class _Value(ctypes.Union):
-            _pack_ = 1
-            _fields_ = [("uvalue", ctypes.c_uint64), ("svalue", ctypes.c_int64)]
-
-        _pack_ = 1
-        _anonymous_ = ("v",)
-        _fields_ = [("scale", ctypes.c_uint8), ("v", _Value)]
-
-    class DtvFeStats(ctypes.Structure):
-        _pack_ = 1
-        _fields_ = [("len", ctypes.c_uint8), ("stat", DtvStats * MAX_DTV_STATS)]
-
-    class Buffer(ctypes.Structure):
-        _fields_ = [
-            ("data", ctypes.c_uint8 * 32),
-            ("len", ctypes.c_uint32),
-            ("reserved1", ctypes.c_uint32 * 3),
-            ("reserved2", pointer),
-        ]
-
-    class U(ctypes.Union):
-        _fields_ = [("data", ctypes.c_uint32), ("st", DtvFeStats), ("buffer", Buffer)]
-
-    class DtvProperty(ctypes.Structure):
-        _pack_ = 1
-        _fields_ = [
-            ("cmd", ctypes.c_uint32),
-            ("reserved", ctypes.c_uint32 * 3),
-            ("u", U),
-            ("result", ctypes.c_int),
-        ]
-
-    props_pointer = ctypes.POINTER(DtvProperty) if pointer is ctypes.c_void_p else pointer
-
-    class DtvProperties(ctypes.Structure):
-        _fields_ = [("num", ctypes.c_uint32), ("props", props_pointer)]
-
-    return SimpleNamespace(
-        DtvStats=DtvStats,
-        DtvFeStats=DtvFeStats,
-        DtvProperty=DtvProperty,
-        DtvProperties=DtvProperties,
-        FE_GET_PROPERTY=_ior("o", 83, ctypes.sizeof(DtvProperties)),
-    )
-
-
-NATIVE = make_structs()
-DtvProperty = NATIVE.DtvProperty
-DtvProperties = NATIVE.DtvProperties
-FE_GET_PROPERTY: int = NATIVE.FE_GET_PROPERTY
-FE_READ_STATUS = _ior("o", 69, ctypes.sizeof(ctypes.c_uint32))  # fe_status_t is an enum
-FE_READ_BER = _ior("o", 70, ctypes.sizeof(ctypes.c_uint32))
-FE_READ_SIGNAL_STRENGTH = _ior("o", 71, ctypes.sizeof(ctypes.c_uint16))
-FE_READ_SNR = _ior("o", 72, ctypes.sizeof(ctypes.c_uint16))
-FE_READ_UNCORRECTED_BLOCKS = _ior("o", 73, ctypes.sizeof(ctypes.c_uint32))
-
-IoctlFn = Callable[[int, int, Any], int]
-
-
-def kernel_ioctl(fd: int, request: int, arg: Any) -> int:
-    """The real ioctl: ``arg`` is a ctypes object that the kernel fills in place."""
-    return fcntl.ioctl(fd, request, arg, True)
-
-
-# -- config and sample ---------------------------------------------------------------------
+# -- config, alarm, sample -----------------------------------------------------------------
 
 
 @dataclass
 class DvbProbeConfig:
     """Which frontend to read and how. ``tool_command`` may use ``{adapter}`` and ``{frontend}``."""
 
-    enabled: bool = True
     adapter: int = field(default=0, metadata={"check": between(0, 63)})
     frontend: int = field(default=0, metadata={"check": between(0, 63)})
     source: Literal["ioctl", "tool"] = "ioctl"
@@ -151,8 +80,11 @@ class DvbProbeConfig:
         default_factory=lambda: ["dvb-fe-tool", "-a", "{adapter}", "-f", "{frontend}", "-m"]
     )
     tool_seconds: float = field(default=2.5, metadata={"check": between(0.5, 30)})
-    interval_seconds: float = field(default=30.0, metadata={"check": between(1, 86400)})
-    timeout_seconds: float = field(default=5.0, metadata={"check": between(0.5, 60)})
+
+
+@dataclass
+class SatelliteUnlockedAlarm(CountHysteresis):
+    severity: Severity = "critical"
 
 
 @dataclass
@@ -182,12 +114,49 @@ class DvbSample(Sample):
         self.has_lock = bool(status & FE_HAS_LOCK)
 
 
+def verdicts(s: DvbSample, ctx: Judging) -> dict[str, Verdict]:
+    """Satellite mode only; a frontend we cannot read is not evidence of lost lock."""
+    if ctx.mode != "satellite" or s.skipped or not s.ok:
+        return {}
+    detail = {"status": s.status, "signal_dbm": s.signal_dbm, "cnr_db": s.cnr_db}
+    return {"satellite_unlocked": Verdict(None if s.has_lock is None else not s.has_lock, detail)}
+
+
+def summary(s: DvbSample, mode: str) -> dict[str, Any]:
+    """Lock and signal; in satellite mode the lock is what the heartbeat calls the link."""
+    if not s.present:
+        return {}
+    out: dict[str, Any] = {
+        "lock": s.has_lock,
+        "signal_dbm": None if s.signal_dbm is None else round(s.signal_dbm, 1),
+        "cnr_db": None if s.cnr_db is None else round(s.cnr_db, 1),
+    }
+    if mode == "satellite":
+        out["link"] = "locked" if s.has_lock else "unlocked"
+    return out
+
+
+def period(s: DvbSample, builder: SummaryBuilder, mono: float) -> None:
+    """Time-weighted lock and the signal figures for the periodic link summary."""
+    if s.present and not s.skipped:
+        builder.add_lock(mono, s.has_lock)
+        builder.add_signal(s.signal_dbm, s.signal_pct, s.cnr_db, s.post_ber)
+
+
 # -- the ioctl reader ----------------------------------------------------------------------
 
 
+@register(
+    "dvb",
+    config=DvbProbeConfig,
+    sample=DvbSample,
+    cadence=Cadence(interval=30, timeout=5, timeout_range=(0.5, 60)),
+    alarms={"satellite_unlocked": SatelliteUnlockedAlarm},
+    verdicts=verdicts,
+    summary=summary,
+    period=period,
+)
 class DvbProbe:
-    name = "dvb"
-
     def __init__(
         self,
         cfg: DvbProbeConfig,
@@ -197,12 +166,15 @@ class DvbProbe:
         runner: Runner = run_command,
     ) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.dev_root = dev_root
         self.ioctl = ioctl
         self.runner = runner
         self._counters: dict[int, int] = {}
+
+    @classmethod
+    def create(cls, cfg: DvbProbeConfig, ctx: ProbeContext) -> DvbProbe:
+        r = ctx.roots
+        return cls(cfg, dev_root=r.dev, ioctl=r.ioctl, runner=r.runner)
 
     @property
     def device(self) -> Path:

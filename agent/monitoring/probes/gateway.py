@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample, remaining
+from agent.monitoring.probes.base import ProbeContext, Sample, remaining
+from agent.monitoring.probes.registry import Cadence, register
 from agent.monitoring.probes.tcp import REACHABLE, connect_time
 
 RTF_UP = 0x1
@@ -28,9 +29,6 @@ ATF_COM = 0x2  # neighbour entry complete
 class GatewayProbeConfig:
     """``tcp_port``: a port to try on the gateway (0 = only read the neighbour table)."""
 
-    enabled: bool = True
-    interval_seconds: float = field(default=60.0, metadata={"check": between(5, 86400)})
-    timeout_seconds: float = field(default=3.0, metadata={"check": between(0.1, 60)})
     tcp_port: int = field(default=80, metadata={"check": between(0, 65535)})
 
 
@@ -81,14 +79,20 @@ def parse_arp(text: str, address: str) -> str:
     return "absent"
 
 
+@register(
+    "gateway",
+    config=GatewayProbeConfig,
+    sample=GatewaySample,
+    cadence=Cadence(interval=60, timeout=3, interval_range=(5, 86400)),
+)
 class GatewayProbe:
-    name = "gateway"
-
     def __init__(self, cfg: GatewayProbeConfig, *, procfs: Path = Path("/proc")) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.procfs = procfs
+
+    @classmethod
+    def create(cls, cfg: GatewayProbeConfig, ctx: ProbeContext) -> GatewayProbe:
+        return cls(cfg, procfs=ctx.roots.procfs)
 
     def collect(self, deadline: float) -> GatewaySample:
         sample = GatewaySample(at=time.time())

@@ -23,6 +23,7 @@ from typing import Literal
 
 from agent.domain.schema import between
 from agent.monitoring.probes.base import (
+    ProbeContext,
     ResolveError,
     Runner,
     Sample,
@@ -31,15 +32,13 @@ from agent.monitoring.probes.base import (
     resolve,
     run_command,
 )
+from agent.monitoring.probes.registry import Cadence, LinkCycle, register
 
 
 @dataclass
 class IcmpProbeConfig:
-    enabled: bool = True
     hosts: list[str] = field(default_factory=list)
     count: int = field(default=3, metadata={"check": between(1, 20)})
-    interval_seconds: float = field(default=60.0, metadata={"check": between(5, 86400)})
-    timeout_seconds: float = field(default=5.0, metadata={"check": between(0.5, 60)})
     method: Literal["auto", "socket", "binary"] = "auto"
     ping_binary: str = "ping"
 
@@ -140,9 +139,29 @@ def parse_ping_output(host: str, text: str) -> IcmpResult:
     return result
 
 
-class IcmpProbe:
-    name = "icmp"
+def link_cycle(sample: IcmpSample) -> LinkCycle | None:
+    """Each echo is one attempt; the link is up when any host answered any echo."""
+    if not sample.results:
+        return None
+    attempts: list[tuple[bool, float | None]] = []
+    for r in sample.results:
+        attempts += [(True, rtt) for rtt in r.rtts_ms]
+        attempts += [(False, None)] * max(0, r.sent - r.received)
+    return LinkCycle(
+        any(r.received > 0 for r in sample.results),
+        attempts,
+        {"hosts": {r.host: f"{r.received}/{r.sent}" for r in sample.results}},
+    )
 
+
+@register(
+    "icmp",
+    config=IcmpProbeConfig,
+    sample=IcmpSample,
+    cadence=Cadence(interval=60, timeout=5, interval_range=(5, 86400), timeout_range=(0.5, 60)),
+    link=link_cycle,
+)
+class IcmpProbe:
     def __init__(
         self,
         cfg: IcmpProbeConfig,
@@ -153,8 +172,6 @@ class IcmpProbe:
         socket_opener: object = ping_socket_open,
     ) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.runner = runner
         self.procfs = procfs
         self.which = which
@@ -162,6 +179,14 @@ class IcmpProbe:
         self.hosts: list[str] = list(cfg.hosts)
         self._method: str | None = None
         self._skip_reason: str | None = None
+
+    @classmethod
+    def create(cls, cfg: IcmpProbeConfig, ctx: ProbeContext) -> IcmpProbe:
+        r = ctx.roots
+        return cls(cfg, runner=r.runner, procfs=r.procfs, which=r.which)
+
+    def has_targets(self) -> bool:
+        return bool(self.hosts)
 
     def choose_method(self) -> tuple[str | None, str | None]:
         """Find out once which way (if any) this box lets us ping; (method, skip reason)."""

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample, read_int, read_text
+from agent.monitoring.probes.base import ProbeContext, Sample, read_int, read_text
+from agent.monitoring.probes.registry import Cadence, register
 
 COUNTERS = (
     "rx_bytes",
@@ -29,10 +29,7 @@ COUNTERS = (
 class NetifProbeConfig:
     """``interfaces``: names to watch; empty = every interface except lo and virtual ones."""
 
-    enabled: bool = True
     interfaces: list[str] = field(default_factory=list)
-    interval_seconds: float = field(default=60.0, metadata={"check": between(1, 86400)})
-    timeout_seconds: float = field(default=2.0, metadata={"check": between(0.1, 60)})
 
 
 @dataclass
@@ -51,15 +48,16 @@ class NetifSample(Sample):
     interfaces: list[InterfaceState] = field(default_factory=list)
 
 
+@register("netif", config=NetifProbeConfig, sample=NetifSample, cadence=Cadence(60, 2))
 class NetifProbe:
-    name = "netif"
-
     def __init__(self, cfg: NetifProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.sysfs = sysfs
         self._previous: dict[str, tuple[float, dict[str, int]]] = {}
+
+    @classmethod
+    def create(cls, cfg: NetifProbeConfig, ctx: ProbeContext) -> NetifProbe:
+        return cls(cfg, sysfs=ctx.roots.sysfs)
 
     def interface_names(self) -> list[str]:
         if self.cfg.interfaces:

@@ -15,8 +15,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Runner, Sample, read_int, read_text, remaining, run_command
+from agent.monitoring.probes.base import (
+    ProbeContext,
+    Runner,
+    Sample,
+    read_int,
+    read_text,
+    remaining,
+    run_command,
+)
+from agent.monitoring.probes.registry import (
+    Cadence,
+    CountHysteresis,
+    Judging,
+    Severity,
+    register,
+)
 
 UNDERVOLT_NOW = 1 << 0
 FREQ_CAPPED_NOW = 1 << 1
@@ -28,10 +44,14 @@ THROTTLED_SINCE_BOOT = 1 << 18
 
 @dataclass
 class PowerProbeConfig:
-    enabled: bool = True
     vcgencmd: str = "vcgencmd"
-    interval_seconds: float = field(default=60.0, metadata={"check": between(1, 86400)})
-    timeout_seconds: float = field(default=3.0, metadata={"check": between(0.1, 60)})
+
+
+@dataclass
+class UndervoltageAlarm(CountHysteresis):
+    raise_after: int = field(default=1, metadata={"check": between(1, 1000)})
+    clear_after: int = field(default=5, metadata={"check": between(1, 1000)})
+    severity: Severity = "warning"
 
 
 @dataclass
@@ -51,9 +71,21 @@ def parse_vcgencmd(text: str) -> int | None:
     return int(m.group(1), 0) if m else None
 
 
-class PowerProbe:
-    name = "power"
+def verdicts(s: PowerSample, ctx: Judging) -> dict[str, Verdict]:
+    """Under-voltage now; a board without a sensor says nothing (unknown)."""
+    detail = {"source": s.source, "since_boot": s.undervoltage_since_boot}
+    return {"undervoltage": Verdict(s.undervoltage_now, detail)}
 
+
+@register(
+    "power",
+    config=PowerProbeConfig,
+    sample=PowerSample,
+    cadence=Cadence(interval=60, timeout=3),
+    alarms={"undervoltage": UndervoltageAlarm},
+    verdicts=verdicts,
+)
+class PowerProbe:
     def __init__(
         self,
         cfg: PowerProbeConfig,
@@ -63,12 +95,15 @@ class PowerProbe:
         which: Callable[[str], str | None] = shutil.which,
     ) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.sysfs = sysfs
         self.runner = runner
         self.which = which
         self._tool: tuple[float, str | None] | None = None  # (checked at, path): re-checked hourly
+
+    @classmethod
+    def create(cls, cfg: PowerProbeConfig, ctx: ProbeContext) -> PowerProbe:
+        r = ctx.roots
+        return cls(cfg, sysfs=r.sysfs, runner=r.runner, which=r.which)
 
     def collect(self, deadline: float) -> PowerSample:
         sample = PowerSample(at=time.time())

@@ -11,17 +11,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample, read_text
+from agent.monitoring.probes.base import ProbeContext, Sample, read_text
+from agent.monitoring.probes.registry import Cadence, register
 
 PRE_EOL = {1: "normal", 2: "warning", 3: "urgent"}
 
 
 @dataclass
 class StorageWearProbeConfig:
-    enabled: bool = True
-    interval_seconds: float = field(default=3600.0, metadata={"check": between(60, 7 * 86400)})
-    timeout_seconds: float = field(default=2.0, metadata={"check": between(0.1, 60)})
+    """No keys of its own."""
 
 
 @dataclass
@@ -56,14 +54,20 @@ def life_band(code: int) -> int | None:
     return None
 
 
+@register(
+    "storage_wear",
+    config=StorageWearProbeConfig,
+    sample=StorageWearSample,
+    cadence=Cadence(interval=3600, timeout=2, interval_range=(60, 7 * 86400)),
+)
 class StorageWearProbe:
-    name = "storage_wear"
-
     def __init__(self, cfg: StorageWearProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.sysfs = sysfs
+
+    @classmethod
+    def create(cls, cfg: StorageWearProbeConfig, ctx: ProbeContext) -> StorageWearProbe:
+        return cls(cfg, sysfs=ctx.roots.sysfs)
 
     def collect(self, deadline: float) -> StorageWearSample:
         sample = StorageWearSample(at=time.time())

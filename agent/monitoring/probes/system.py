@@ -6,7 +6,8 @@ loses every record written to it; ``statvfs``'s ST_RDONLY flag is the truth we c
 /proc/self/mountinfo names the mount for the technician.
 
 Whether the last shutdown was clean needs a marker on disk: ``ShutdownTracker`` writes "running"
-when the monitor starts and "clean" when it stops, two small writes per run. A marker that still
+when the monitor starts and "clean" when it stops (the probe's ``begin``/``end`` hooks, given the
+marker's path by the monitor), two small writes per run. A marker that still
 says "running" with a different boot id means the box lost power (or crashed); the same boot id
 means the agent itself died.
 """
@@ -23,8 +24,16 @@ from typing import Any
 
 import psutil
 
+from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample, read_text
+from agent.monitoring.probes.base import ProbeContext, RunContext, Sample, merge, read_text
+from agent.monitoring.probes.registry import (
+    Cadence,
+    CountHysteresis,
+    Judging,
+    Severity,
+    register,
+)
 
 ST_RDONLY = getattr(os, "ST_RDONLY", 1)
 
@@ -33,10 +42,33 @@ ST_RDONLY = getattr(os, "ST_RDONLY", 1)
 class SystemProbeConfig:
     """``paths``: filesystems to watch; the agent adds its content and state folders."""
 
-    enabled: bool = True
     paths: list[Path] = field(default_factory=list)
-    interval_seconds: float = field(default=60.0, metadata={"check": between(1, 86400)})
-    timeout_seconds: float = field(default=2.0, metadata={"check": between(0.1, 60)})
+
+
+@dataclass
+class DiskLowAlarm:
+    """Raise below ``low_pct`` or ``low_mb`` free; clear only above ``ok_pct`` and ``ok_mb``."""
+
+    low_pct: float = field(default=10.0, metadata={"check": between(0, 100)})
+    ok_pct: float = field(default=15.0, metadata={"check": between(0, 100)})
+    low_mb: float = field(default=500.0, metadata={"check": between(0, 10_000_000)})
+    ok_mb: float = field(default=750.0, metadata={"check": between(0, 10_000_000)})
+    severity: Severity = "warning"
+
+    def _validate(self) -> list[tuple[str, str]]:
+        out = []
+        if self.ok_pct < self.low_pct:
+            out.append(("ok_pct", "must not be below low_pct"))
+        if self.ok_mb < self.low_mb:
+            out.append(("ok_mb", "must not be below low_mb"))
+        return out
+
+
+@dataclass
+class DiskReadonlyAlarm(CountHysteresis):
+    raise_after: int = field(default=1, metadata={"check": between(1, 1000)})
+    clear_after: int = field(default=1, metadata={"check": between(1, 1000)})
+    severity: Severity = "critical"
 
 
 @dataclass
@@ -132,9 +164,44 @@ class ShutdownTracker:
         os.replace(tmp, self.path)
 
 
-class SystemProbe:
-    name = "system"
+def verdicts(s: SystemSample, ctx: Judging) -> dict[str, Verdict]:
+    """disk_low has a band: any path low raises, every path fine clears, in between is unknown."""
+    c = ctx.alarms.disk_low
+    out: dict[str, Verdict] = {}
+    disks = [d for d in s.disks if d.free_pct is not None and d.free_bytes is not None]
+    if disks:
+        low = [d for d in disks if d.free_pct < c.low_pct or d.free_bytes < c.low_mb * 1e6]  # type: ignore[operator]
+        fine = [d for d in disks if d.free_pct >= c.ok_pct and d.free_bytes >= c.ok_mb * 1e6]  # type: ignore[operator]
+        bad = True if low else (False if len(fine) == len(disks) else None)
+        detail = {"free_pct": {d.path: round(d.free_pct or 0.0, 1) for d in disks}}
+        out["disk_low"] = Verdict(bad, detail)
+    known = [d for d in s.disks if d.readonly is not None]
+    if known:
+        ro = [d.path for d in known if d.readonly]
+        out["disk_readonly"] = Verdict(bool(ro), {"readonly": ro})
+    return out
 
+
+def summary(s: SystemSample, mode: str) -> dict[str, Any]:
+    free = [d.free_pct for d in s.disks if d.free_pct is not None]
+    return {
+        "disk_free_pct": round(min(free), 1) if free else None,
+        "cpu_pct": s.cpu_pct,
+        "mem_used_pct": s.mem_used_pct,
+        "rss_mb": round(s.own_rss / 1e6, 1) if s.own_rss else None,
+    }
+
+
+@register(
+    "system",
+    config=SystemProbeConfig,
+    sample=SystemSample,
+    cadence=Cadence(interval=60, timeout=2),
+    alarms={"disk_low": DiskLowAlarm, "disk_readonly": DiskReadonlyAlarm},
+    verdicts=verdicts,
+    summary=summary,
+)
+class SystemProbe:
     def __init__(
         self,
         cfg: SystemProbeConfig,
@@ -144,8 +211,6 @@ class SystemProbe:
         process: psutil.Process | None = None,
     ) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.procfs = procfs
         self.statvfs = statvfs
         self.paths: list[Path] = list(cfg.paths)
@@ -154,6 +219,23 @@ class SystemProbe:
         self._boot_id: str | None = None
         psutil.cpu_percent(interval=None)  # prime the counters so the first sample means something
         self.process.cpu_percent(interval=None)
+
+    @classmethod
+    def create(cls, cfg: SystemProbeConfig, ctx: ProbeContext) -> SystemProbe:
+        probe = cls(cfg, procfs=ctx.roots.procfs, statvfs=ctx.roots.statvfs)
+        probe.paths = [
+            Path(p) for p in merge([str(p) for p in probe.paths], [str(p) for p in ctx.disk_paths])
+        ]
+        return probe
+
+    def begin(self, run: RunContext) -> None:
+        """Read the last run's marker (was it shut down cleanly?) and mark this run as running."""
+        if run.shutdown_marker is not None:
+            self.last_shutdown = ShutdownTracker(run.shutdown_marker).begin(self.boot_id())
+
+    def end(self, run: RunContext) -> None:
+        if run.shutdown_marker is not None:
+            ShutdownTracker(run.shutdown_marker).end(self.boot_id())
 
     def boot_id(self) -> str | None:
         """The kernel's boot id; it cannot change while we run, so it is read once."""

@@ -14,16 +14,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.domain.schema import between
 from agent.monitoring.probes.base import (
+    ProbeContext,
     ResolveError,
     Resolver,
     Sample,
     check_host_port_list,
+    merge,
     parse_host_port,
     remaining,
     resolve,
 )
+from agent.monitoring.probes.registry import Cadence, LinkCycle, register
 
 REACHABLE = ("open", "refused")
 
@@ -32,10 +34,7 @@ REACHABLE = ("open", "refused")
 class TcpProbeConfig:
     """``targets`` are ``host:port``; the MQTT broker is added by the agent when it knows it."""
 
-    enabled: bool = True
     targets: list[str] = field(default_factory=list, metadata={"check": check_host_port_list})
-    interval_seconds: float = field(default=60.0, metadata={"check": between(5, 86400)})
-    timeout_seconds: float = field(default=5.0, metadata={"check": between(0.1, 60)})
 
 
 @dataclass
@@ -97,15 +96,38 @@ def _classify(code: int) -> str:
     return "error"
 
 
-class TcpProbe:
-    name = "tcp"
+def link_cycle(sample: TcpSample) -> LinkCycle | None:
+    """Each target is one attempt; the link is up when any target answered (refused counts)."""
+    if not sample.results:
+        return None
+    return LinkCycle(
+        sample.any_reachable,
+        [(r.reachable, r.rtt_ms) for r in sample.results],
+        {"targets": {r.target: r.status for r in sample.results}},
+    )
 
+
+@register(
+    "tcp",
+    config=TcpProbeConfig,
+    sample=TcpSample,
+    cadence=Cadence(interval=60, timeout=5, interval_range=(5, 86400)),
+    link=link_cycle,
+)
+class TcpProbe:
     def __init__(self, cfg: TcpProbeConfig, *, resolver: Resolver = socket.getaddrinfo) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.resolver = resolver
         self.targets: list[str] = list(cfg.targets)
+
+    @classmethod
+    def create(cls, cfg: TcpProbeConfig, ctx: ProbeContext) -> TcpProbe:
+        probe = cls(cfg, resolver=ctx.roots.resolver)
+        probe.targets = merge(probe.targets, ctx.tcp_targets)
+        return probe
+
+    def has_targets(self) -> bool:
+        return bool(self.targets)
 
     def collect(self, deadline: float) -> TcpSample:
         sample = TcpSample(at=time.time())

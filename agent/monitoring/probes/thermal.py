@@ -9,16 +9,36 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import Sample, read_int, read_text
+from agent.monitoring.probes.base import ProbeContext, Sample, read_int, read_text
+from agent.monitoring.probes.registry import (
+    Cadence,
+    CountHysteresis,
+    Judging,
+    Severity,
+    register,
+)
 
 
 @dataclass
 class ThermalProbeConfig:
-    enabled: bool = True
-    interval_seconds: float = field(default=60.0, metadata={"check": between(1, 86400)})
-    timeout_seconds: float = field(default=2.0, metadata={"check": between(0.1, 60)})
+    """No keys of its own."""
+
+
+@dataclass
+class OverheatAlarm(CountHysteresis):
+    """Hottest sensor at or above ``raise_c``; clears at or below ``clear_c``."""
+
+    raise_c: float = field(default=80.0, metadata={"check": between(20, 150)})
+    clear_c: float = field(default=72.0, metadata={"check": between(20, 150)})
+    raise_after: int = field(default=2, metadata={"check": between(1, 1000)})
+    severity: Severity = "warning"
+
+    def _validate(self) -> list[tuple[str, str]]:
+        return [("clear_c", "must be below raise_c")] if self.clear_c >= self.raise_c else []
 
 
 @dataclass
@@ -30,14 +50,37 @@ class ThermalSample(Sample):
         return max(self.sensors.values()) if self.sensors else None
 
 
-class ThermalProbe:
-    name = "thermal"
+def verdicts(s: ThermalSample, ctx: Judging) -> dict[str, Verdict]:
+    """Between ``clear_c`` and ``raise_c`` is the band: unknown, so it neither counts nor resets."""
+    hottest = s.max_c
+    if hottest is None:
+        return {}
+    c = ctx.alarms.overheat
+    bad = True if hottest >= c.raise_c else (False if hottest <= c.clear_c else None)
+    return {"overheat": Verdict(bad, {"max_c": hottest})}
 
+
+def summary(s: ThermalSample, mode: str) -> dict[str, Any]:
+    return {"temp_c": None if s.max_c is None else round(s.max_c, 1)}
+
+
+@register(
+    "thermal",
+    config=ThermalProbeConfig,
+    sample=ThermalSample,
+    cadence=Cadence(interval=60, timeout=2),
+    alarms={"overheat": OverheatAlarm},
+    verdicts=verdicts,
+    summary=summary,
+)
+class ThermalProbe:
     def __init__(self, cfg: ThermalProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
         self.cfg = cfg
-        self.interval = cfg.interval_seconds
-        self.timeout = cfg.timeout_seconds
         self.sysfs = sysfs
+
+    @classmethod
+    def create(cls, cfg: ThermalProbeConfig, ctx: ProbeContext) -> ThermalProbe:
+        return cls(cfg, sysfs=ctx.roots.sysfs)
 
     def collect(self, deadline: float) -> ThermalSample:
         sample = ThermalSample(at=time.time())
