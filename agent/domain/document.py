@@ -1,7 +1,7 @@
 """Documents from outside, as data: strict JSON, the located tree, the limits on reading.
 
 Stdlib only, so the domain (schema validation, the wire protocol) can read JSON and describe what
-it read without depending on an adapter; YAML lives in ``agent.adapters.documents``, which builds
+it read without depending on an adapter; YAML lives in ``agent.runtime.documents``, which builds
 the same ``Node`` tree within the same ``Limits``.
 """
 

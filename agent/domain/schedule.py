@@ -6,7 +6,7 @@ schedule stays in force. Versions only go up; an older or equal version is ``sta
 protection compares versions, never wall-clock times (the clock may be wrong).
 
 Documents from outside are read by ``parse_untrusted`` only: bounded (size, depth, values, time,
-see ``agent.adapters.documents``) and total (whatever goes wrong is a ``ScheduleRejected``), so a caller can
+see ``agent.runtime.documents``) and total (whatever goes wrong is a ``ScheduleRejected``), so a caller can
 run it on its own thread and hand the result to ``ScheduleStore.apply(parsed=...)``.
 
 Each layer's *version floor* (the highest version ever applied) is kept in its own small file

@@ -51,6 +51,7 @@ class Harness:
         lkg: float = 0.0,
         responsible_since: float | None = None,
         synced: bool | None = True,
+        new_id=None,
         **settings,
     ) -> None:
         self.clock = FakeClock(now)
@@ -65,6 +66,7 @@ class Harness:
             retry_delay_s=10,
         )
         base.update(settings)
+        ids = {} if new_id is None else {"new_id": new_id}
         self.core = c.Core(
             c.CoreSettings(terminal="t-001", boot_id="boot-1", **base),
             self.clock,
@@ -75,6 +77,7 @@ class Harness:
             lkg=lkg,
             synced=synced,
             responsible_since=responsible_since if responsible_since is not None else now - 86400,
+            **ids,
         )
         self.records: dict[str, Record] = {}
         self.log: list[c.Action] = []
