@@ -44,9 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.adapters.media_files import MediaError, resolve
 from agent.domain.document import DocumentError, loads_strict_json
-from agent.domain.schedule import is_url
+from agent.runtime.play_check import media_problem, play_target
 
 log = logging.getLogger("agent.adapters.control_socket")
 
@@ -476,33 +475,6 @@ def call_or_nothing(runtime: Any, fn: Callable[[], Any], timeout: float) -> Any:
         if claim.cancel():
             raise TimeoutError(BUSY_MESSAGE) from None
     return fut.result()
-
-
-def play_target(core: Any, course_id: str | None, media: str | None) -> str | None:
-    """The media a play request would open, by the core's rule: a course of the running
-    schedule wins over a media path. Core thread only (it reads the schedule)."""
-    if course_id:
-        course = core.find_course(course_id)
-        if course is not None:
-            return str(course.media)
-    return media
-
-
-def media_problem(content_dir: Path, media: str | None) -> MediaError | None:
-    """Why the player would refuse ``media`` (its own check, ``agent.adapters.media_files.resolve``: inside the
-    content folder after symlinks, present, a regular readable file), or None.
-
-    Runs on the asking thread (control client, MQTT link), never on the core thread. The sha256
-    of a course is not checked here (hashing a large video takes seconds); a damaged file is
-    still found when it is opened, and its record ends ``skipped`` ("checksum: ...").
-    """
-    if not media or is_url(media):
-        return None
-    try:
-        resolve(content_dir, media)
-    except MediaError as exc:
-        return exc
-    return None
 
 
 def _plain_id(value: Any) -> bool:

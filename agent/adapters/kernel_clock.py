@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.runtime.boot import boot_id as boot_id  # re-exported for the runtime
 from agent.runtime.files import atomic_write
 
 
@@ -140,10 +141,3 @@ class LastKnownGood:
             return
         atomic_write(self.path, f"{value:.3f}\n".encode())
         self.value = value
-
-
-def boot_id(proc_root: Path = Path("/proc")) -> str:
-    try:
-        return (proc_root / "sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return f"unknown-{os.getpid()}"

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent.adapters.documents import parse_document
 from agent.domain.document import DEFAULT_LIMITS, PARSE_SECONDS, DocumentError, Limits
 from agent.domain.schedule import (
     DEFAULT_TIMEZONE,
@@ -29,6 +28,7 @@ from agent.domain.schedule import (
     stated_version,
 )
 from agent.domain.schema import SchemaError, build
+from agent.runtime.documents import parse_document
 from agent.runtime.files import atomic_write
 
 
@@ -122,6 +122,17 @@ class ScheduleStore:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @staticmethod
+    def read(
+        data: str | bytes, source: str, *, timezone: str | None = None
+    ) -> ScheduleDoc | ScheduleRejected:
+        """``read_untrusted``, for a caller that holds the schedule files only through a port.
+
+        It touches no state, so any thread may run it (the MQTT link reads a document on its
+        own thread before the core applies it).
+        """
+        return read_untrusted(data, source, timezone=timezone)
 
     def load(self, layer: str, timezone: str | None = None) -> ScheduleDoc | None:
         """The stored document of ``layer`` (None if there is none); ScheduleRejected when it

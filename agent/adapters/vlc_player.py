@@ -157,14 +157,24 @@ class VlcPlayer:
         length = mp.get_length()
         return (max(t, 0) / 1000.0, max(length, 0) / 1000.0)
 
-    def _wait_s(self) -> float:
-        """How long the worker may sleep on its queue: until the next progress or end of a drain."""
-        if self._drain_until is None:
-            return PROGRESS_INTERVAL_S
-        return max(0.0, min(PROGRESS_INTERVAL_S, self._drain_until - time.monotonic()))
+    def _wait_s(self) -> float | None:
+        """How long the worker may sleep on its queue; None is until the next command.
+
+        Only playing (and draining) has timed work: progress about twice a second and the end
+        of a drain. Otherwise everything that can change the state arrives on the queue (a
+        command or a VLC notice), so an idle, loaded or paused player does not wake at all.
+        """
+        if self._state not in ("playing", "draining"):
+            return None
+        due = self._last_progress + PROGRESS_INTERVAL_S
+        if self._drain_until is not None:
+            due = min(due, self._drain_until)
+        return max(0.0, due - time.monotonic())
 
     def _run(self) -> None:
         while not self._stop:
+            # ``last_alive`` says when the worker last passed here, which may be long ago when
+            # idle; a stuck libvlc call is told by ``busy_since``, set around every pass below.
             self.last_alive = time.monotonic()
             try:
                 cmd, args = self._cmds.get(timeout=self._wait_s())

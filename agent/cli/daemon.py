@@ -40,6 +40,9 @@ CORE_DONE = (
     0  # the byte the core thread writes to the pipe when its loop has ended (no signal is 0)
 )
 
+# The idle core loop wakes at least this often, as a share of the watchdog interval.
+KEEP_ALIVE_SHARE = 1 / 3
+
 log = logging.getLogger("agent")
 
 
@@ -115,9 +118,11 @@ def start_mqtt(cfg: Any, runtime: Runtime) -> Any:
 def start_watchdog(runtime: Runtime) -> sdnotify.WatchdogPinger | None:
     """Ping systemd's watchdog only while the core loop really completes iterations.
 
-    The core thread marks progress after each pass (at least once a second); a separate thread
-    pings when the last progress is recent. A hung core therefore stops the pings and systemd
-    restarts the agent.
+    The core thread marks progress after each Tick; an idle loop sleeps until its next deadline,
+    so it is asked to wake at least every ``KEEP_ALIVE_SHARE`` of the interval: well inside the
+    window in which the gate still allows a ping (half the interval; with WatchdogSec=60, a wake
+    every 20 s against a 30 s window). A separate thread pings when the last progress is recent.
+    A hung core therefore stops the pings and systemd restarts the agent.
     """
     interval = sdnotify.watchdog_interval()
     if not interval:
@@ -125,6 +130,7 @@ def start_watchdog(runtime: Runtime) -> sdnotify.WatchdogPinger | None:
     gate = sdnotify.WatchdogGate(interval)
     gate.progress()
     runtime.hooks_per_tick.append(gate.progress)
+    runtime.keep_alive(interval * KEEP_ALIVE_SHARE)
     pinger = sdnotify.WatchdogPinger(gate)
     pinger.start()
     return pinger

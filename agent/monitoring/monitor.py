@@ -26,6 +26,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,10 @@ class _Stop:
     pass
 
 
+class _Wake:
+    """Put on the results queue to wake the scheduler before its next due time (``stop``)."""
+
+
 @dataclass(frozen=True)
 class MonitorView:
     """What the monitor thread last published: read-only, safe to hold on any thread."""
@@ -73,6 +78,7 @@ class MonitorView:
 
 
 _STOP = _Stop()
+_WAKE = _Wake()
 
 
 class Monitor:
@@ -119,7 +125,7 @@ class Monitor:
             p.name: {"runs": 0, "timeouts": 0, "errors": 0, "skipped_busy": 0} for p in self.probes
         }
         self._jobs: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[_Job, Sample]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[_Job, Sample] | _Wake] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
@@ -128,6 +134,7 @@ class Monitor:
         self._hung: list[_Job] = []
         self._summary: SummaryBuilder | None = None
         self._summary_due = 0.0
+        self._window_exits: deque[float] = deque()  # when each cycle in the window leaves it
         self._view = self._build_view(self.clock.monotonic())
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -147,6 +154,7 @@ class Monitor:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop scheduling, emit the partial summary, release the workers; never waits on a hung probe."""
         self._stop.set()
+        self._results.put(_WAKE)
         if self._thread is not None:
             self._thread.join(timeout)
         for _ in range(len(self._workers)):
@@ -210,6 +218,7 @@ class Monitor:
     # -- scheduler -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """Start what is due, then sleep (no polling) until the next due time, a result or stop."""
         due = {p.name: self.clock.monotonic() for p in self.probes}
         running: dict[str, _Job] = {}
         while not self._stop.is_set():
@@ -234,27 +243,38 @@ class Monitor:
                 self._flush_summary(now)
             if self._window.expire(now):
                 self._publish(now)
-            wait = min([*due.values(), self._summary_due]) - self.clock.monotonic()
-            pending = [j.deadline + DEADLINE_GRACE for j in running.values() if not j.written_off]
-            if pending:
-                wait = min(wait, min(pending) - time.monotonic())
-            wait = max(0.0, min(wait, 1.0))
+            while self._window_exits and self._window_exits[0] < now:
+                self._window_exits.popleft()
             try:
-                job, sample = self._results.get(timeout=wait)
+                item = self._results.get(timeout=self._sleep_s(due, running))
             except queue.Empty:
                 continue
             while True:
-                if running.get(job.probe.name) is job:
-                    del running[job.probe.name]
-                if not job.written_off:
-                    self._handle(job.probe, sample)
+                if not isinstance(item, _Wake):
+                    job, sample = item
+                    if running.get(job.probe.name) is job:
+                        del running[job.probe.name]
+                    if not job.written_off:
+                        self._handle(job.probe, sample)
                 try:
-                    job, sample = self._results.get_nowait()
+                    item = self._results.get_nowait()
                 except queue.Empty:
                     break
             self._publish(self.clock.monotonic())
         self._flush_summary(self.clock.monotonic())
         self._publish(self.clock.monotonic())
+
+    def _sleep_s(self, due: Mapping[str, float], running: Mapping[str, _Job]) -> float:
+        """Seconds until the scheduler has something to do: a probe's turn, the summary, a cycle
+        leaving the link window (its figures change), or a running probe's write-off."""
+        times = [*due.values(), self._summary_due]
+        if self._window_exits:
+            times.append(self._window_exits[0])
+        wait = min(times) - self.clock.monotonic()
+        pending = [j.deadline + DEADLINE_GRACE for j in running.values() if not j.written_off]
+        if pending:
+            wait = min(wait, min(pending) - time.monotonic())
+        return max(0.0, wait)
 
     def _write_off(self, job: _Job) -> None:
         """The probe overran: report it failed now and put a fresh worker in its place."""
@@ -286,6 +306,7 @@ class Monitor:
         changes = list(seen.changes)
         if seen.cycle is not None:
             self._window.add_cycle(mono, seen.cycle.up, seen.cycle.attempts)
+            self._window_exits.append(mono + self._window.seconds)
             if self._summary is not None:
                 self._summary.add_cycle(mono, seen.cycle.up, seen.cycle.attempts)
             changes += self._judge.window(self._window.stats(mono), now, mono)

@@ -11,7 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent.adapters.sqlite.alarms import active_alarms, persist_alarm_change, persist_link_summary
+from agent.adapters.sqlite.alarms import (
+    active_alarm_rows,
+    active_alarms,
+    persist_alarm_change,
+    persist_link_summary,
+)
 from agent.monitoring.monitor import Monitor
 from agent.runtime.config import AgentConfig
 
@@ -83,9 +88,4 @@ def start_monitor(cfg: AgentConfig, runtime: Any) -> Monitor | None:
 
 
 def _active_alarm_rows(runtime: Any) -> dict[str, Any]:
-    rows = runtime.store.db.execute(
-        "SELECT name, severity, raised_at, detail FROM alarms WHERE cleared_at IS NULL ORDER BY id"
-    )
-    return {
-        "active": [{"name": n, "severity": s, "raised_at": r, "detail": d} for n, s, r, d in rows]
-    }
+    return {"active": active_alarm_rows(runtime.store)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agent.adapters.sqlite import attendance as records
 from agent.adapters.sqlite.store import Store
 from agent.domain.records import OUTCOMES, Record
 
@@ -38,28 +39,23 @@ class AttendanceError(Exception):
 def find_record(store: Store, ref: str | None) -> Record:
     db = store.db
     if ref is None:
-        row = db.execute(
-            "SELECT * FROM records WHERE started_at IS NOT NULL ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
+        latest = records.latest_shown(db)
+        if latest is None:
             raise AttendanceError("no_record", "no course has been shown yet")
-        return Record.from_row(row)
+        return latest
     ref = ref.strip().lstrip("#")
     if ref.isdigit() and len(ref) <= 12:
-        row = db.execute("SELECT * FROM records WHERE seq=?", (int(ref),)).fetchone()
-        if row is not None:
-            return Record.from_row(row)
-    row = db.execute("SELECT * FROM records WHERE record_id=?", (ref,)).fetchone()
-    if row is not None:
-        return Record.from_row(row)
+        rec = records.by_seq(db, int(ref))
+        if rec is not None:
+            return rec
+    rec = records.by_id(db, ref)
+    if rec is not None:
+        return rec
     if len(ref) >= 4:
-        rows = db.execute(
-            "SELECT * FROM records WHERE substr(record_id, 1, ?)=? ORDER BY seq LIMIT 2",
-            (len(ref), ref.lower()),
-        ).fetchall()
-        if len(rows) == 1:
-            return Record.from_row(rows[0])
-        if len(rows) > 1:
+        found = records.by_prefix(db, ref)
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
             raise AttendanceError("ambiguous", f"{ref!r} matches several records", ref=ref)
     raise AttendanceError("no_record", f"no record {ref!r}", ref=ref)
 
@@ -95,10 +91,7 @@ def set_attendance(
         previous = rec.attendance
         rec.attendance = count
         rec.rev += 1
-        conn.execute(
-            "UPDATE records SET attendance=?, rev=? WHERE record_id=?",
-            (count, rec.rev, rec.record_id),
-        )
+        records.set_attendance(conn, rec.record_id, count, rec.rev)
         queued = rec.outcome in FINAL
         if queued:
             store.enqueue(

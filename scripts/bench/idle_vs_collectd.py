@@ -10,7 +10,8 @@ measured over the same window:
   * and that Mosquitto, for reference.
 
 Each agent gets a course six hours away (so it is idle, with a schedule) through the same helpers
-``idle_footprint.py`` uses. Per process, over the window: voluntary + involuntary context switches
+``idle_footprint.py`` uses, with the shipped ``schedule_poll_seconds`` (the tests' config polls
+ten times faster). Per process, over the window: voluntary + involuntary context switches
 per second, summed over every thread (``/proc/PID/task/*/status``; a thread that exits keeps the
 count it had at the last one-second sample, one born and gone between samples is missed), CPU as
 a share of one core (``/proc/PID/task/*/schedstat``, nanoseconds; the whole-process tick count
@@ -42,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from idle_footprint import start_broker  # noqa: E402
 
-from agent.runtime.config import load_config  # noqa: E402
+from agent.runtime.config import AgentConfig, load_config  # noqa: E402
 from agent.testing.media import write_wav  # noqa: E402
 from tests.helpers import apply_schedule, one_off, schedule, start_agent, write_config  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SHIPPED_POLL_S = AgentConfig.__dataclass_fields__["schedule_poll_seconds"].default
 # No packet leaves loopback: the gateway probe reads /proc only.
 LOOPBACK_PROBES = {"gateway": {"tcp_port": 0}}
 
@@ -155,6 +157,23 @@ class Tracker:
         self.threads_max = max(self.threads_max, len(now))
         self.rss_max_kb = max(self.rss_max_kb, rss_kb(self.pid))
 
+    def per_thread(self, window_s: float) -> list[tuple[str, float]]:
+        """Context switches per second of each thread, busiest first (tid, rate)."""
+        rates = [
+            (
+                tid,
+                (
+                    c.voluntary
+                    + c.involuntary
+                    - self.first[tid].voluntary
+                    - self.first[tid].involuntary
+                )
+                / window_s,
+            )
+            for tid, c in self.last.items()
+        ]
+        return sorted(((t, round(r, 3)) for t, r in rates), key=lambda x: -x[1])
+
     def result(self, window_s: float) -> dict[str, float | int | str]:
         vol = sum(self.last[t].voluntary - self.first[t].voluntary for t in self.last)
         invol = sum(self.last[t].involuntary - self.first[t].involuntary for t in self.last)
@@ -178,7 +197,13 @@ class Tracker:
 def launch_agent(work: Path, extra: dict) -> subprocess.Popen[bytes]:
     """The agent idle with a schedule: its one course is six hours away."""
     work.mkdir(parents=True)
-    cfg_path = write_config(work, log_level="info", probes=LOOPBACK_PROBES, **extra)
+    cfg_path = write_config(
+        work,
+        log_level="info",
+        probes=LOOPBACK_PROBES,
+        schedule_poll_seconds=SHIPPED_POLL_S,
+        **extra,
+    )
     cfg = load_config(cfg_path)
     write_wav(cfg.content_dir / "later.wav", 5.0)
     apply_schedule(
@@ -221,6 +246,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0, help="measuring window (default 5)")
     ap.add_argument("--settle", type=float, default=15.0, help="seconds before the window")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    ap.add_argument(
+        "--threads", action="store_true", help="also print each thread's switches per second"
+    )
     args = ap.parse_args()
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     with tempfile.TemporaryDirectory(dir=str(ROOT)) as tmp:  # on the real disk, not tmpfs
@@ -246,6 +274,7 @@ def main() -> None:
                     tracker.sample()
             window = time.monotonic() - t0
             rows = [tracker.result(window) for tracker in trackers]
+            threads = {t.name: t.per_thread(window) for t in trackers}
         finally:
             for _name, proc in procs:
                 proc.terminate()
@@ -257,6 +286,9 @@ def main() -> None:
             broker.terminate()
             broker.wait(10)
     print(markdown(rows, window))
+    if args.threads:
+        for name, rates in threads.items():
+            print(f"{name}: " + ", ".join(f"{tid} {rate}/s" for tid, rate in rates))
     if args.json:
         print(json.dumps({"window_s": round(window, 1), "processes": rows}))
 

@@ -31,10 +31,10 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from agent.adapters.mqtt.bridge import MemoryBridge  # noqa: E402
 from agent.adapters.mqtt.config import MqttConfig  # noqa: E402
 from agent.adapters.mqtt.link import MqttLink  # noqa: E402
 from agent.cli.county.broker import PrivateBroker  # noqa: E402
+from agent.testing.bridge import MemoryBridge  # noqa: E402
 
 COUNTY = "c-01"
 CONNECTED_RE = re.compile(r"^(\S+): New client connected .* as (t-\d+)")

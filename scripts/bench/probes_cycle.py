@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _probe_fixtures import Fixture  # noqa: E402
 
-from agent.monitoring.judge import AlarmJudge  # noqa: E402
 from agent.domain.linkstats import LinkWindow  # noqa: E402
+from agent.monitoring.judge import AlarmJudge  # noqa: E402
 from agent.monitoring.probes.tcp import TcpSample  # noqa: E402
 
 

@@ -14,10 +14,10 @@ import time
 import pytest
 import yaml
 
-from agent.adapters.documents import parse_document, parse_yaml
 from agent.adapters.schedule_files import ScheduleStore, parse_untrusted
 from agent.domain.document import DocumentError, Limits
 from agent.domain.schedule import ScheduleRejected
+from agent.runtime.documents import parse_document, parse_yaml
 
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if yaml.__with_libyaml__ else [])
 LOADER_IDS = [loader.__name__ for loader in LOADERS]

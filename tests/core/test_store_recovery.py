@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.adapters.kernel_clock import boot_id
 from agent.adapters.sqlite.store import Store
 from agent.domain import core as c
 from agent.domain.records import Record
+from agent.runtime.boot import boot_id
 from agent.runtime.config import load_config
 from agent.runtime.loop import Runtime
 from tests.helpers import tmpfs, wait_for, write_config

@@ -167,10 +167,10 @@ libc.reboot(0x4321FEDC)  # RB_POWER_OFF: the UML process exits
 """
 
 
-def run_in_uml(tmp_path: Path) -> dict:
+def run_in_uml(tmp_path: Path, program: str = IN_UML) -> dict:
     script = tmp_path / "init.py"
     out = tmp_path / "result.json"
-    script.write_text(f"#!{os.path.realpath(sys.executable)}\n" + IN_UML)
+    script.write_text(f"#!{os.path.realpath(sys.executable)}\n" + program)
     script.chmod(0o755)
     cmdline = [
         UML,
@@ -213,3 +213,76 @@ def test_a_set_of_the_wall_clock_wakes_the_loop(tmp_path: Path) -> None:
     # With no deadline at all, a set still wakes it.
     assert r["no_deadline"]["clock_set"] and r["no_deadline"]["after"] < 1.0
     assert r["sleep_until"]["clock_set"] and r["sleep_until"]["after"] < 1.0
+
+
+# The whole runtime, idle inside User-Mode Linux: asleep, then woken by a set of the clock.
+RUNTIME_IN_UML = r"""
+import ctypes, glob, json, os, sys, threading, time, traceback
+repo = os.environ["REPO"]  # the venv's packages too: init runs the base interpreter
+sys.path[:0] = [repo, *glob.glob(f"{repo}/.venv/lib/python3*/site-packages")]
+out_path = os.environ["OUT"]
+libc = ctypes.CDLL(None, use_errno=True)
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+def set_clock(delta):
+    ts = Timespec(int(time.time() + delta), 0)
+    if libc.clock_settime(0, ctypes.byref(ts)) != 0:
+        raise OSError(ctypes.get_errno(), "clock_settime")
+
+class QuietPlayer:
+    busy_since = None
+    def preroll(self, *a): pass
+    def play(self, *a): pass
+    def start(self, *a): pass
+    def stop(self, *a): pass
+    def unload(self): pass
+    def shutdown(self, timeout=3.0): pass
+
+results = {}
+try:
+    from pathlib import Path
+    from agent.runtime.config import load_config
+    from agent.runtime.loop import Runtime
+    from tests.helpers import apply_schedule, one_off, schedule, write_config
+    work = Path(os.path.dirname(out_path)) / "agent"
+    work.mkdir()
+    cfg = load_config(write_config(work, schedule_poll_seconds=600))
+    apply_schedule(cfg.state_dir, schedule(1, [one_off("later", time.time() + 7200, "x.wav")]))
+    rt = Runtime(cfg, player=QuietPlayer())
+    rt.open()
+    t = threading.Thread(target=rt.run, daemon=True)
+    t.start()
+    rt.ready.wait(10)
+    time.sleep(1.0)
+    before = rt.loop.iterations
+    time.sleep(2.0)
+    results["asleep_iterations"] = rt.loop.iterations - before
+    set_at = time.monotonic()
+    set_clock(+3600)
+    while not rt.core.jumps and time.monotonic() - set_at < 10:
+        time.sleep(0.005)
+    results["jump_seen_after"] = round(time.monotonic() - set_at, 3)
+    results["jumps"] = [round(after - before, 1) for before, after in rt.core.jumps]
+    rt.request_stop()
+    t.join(10)
+    results["stopped"] = not t.is_alive()
+except BaseException:
+    results["error"] = traceback.format_exc()
+with open(out_path, "w") as fh:
+    json.dump(results, fh)
+os.sync()
+libc.reboot(0x4321FEDC)
+"""
+
+
+@pytest.mark.skipif(UML is None, reason="needs User-Mode Linux (apt-get install user-mode-linux)")
+def test_an_idle_runtime_sleeps_and_a_clock_set_wakes_it_at_once(tmp_path: Path) -> None:
+    r = run_in_uml(tmp_path, RUNTIME_IN_UML)
+    assert "error" not in r, r.get("error")
+    assert r["asleep_iterations"] == 0, r  # idle: no wake-up at all for two seconds
+    (jump,) = r["jumps"]  # judged once, as a jump of an hour (the set drops the fraction)
+    assert abs(jump - 3600.0) < 1.5, r
+    assert r["jump_seen_after"] < 0.5, r  # by the kernel's wake-up, not a poll or a timeout
+    assert r["stopped"], r

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.adapters.mqtt.bridge import MemoryBridge
 from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.mqtt.link import MqttLink
 from agent.cli.county.broker import PrivateBroker
 from agent.cli.county.collector import Collector
+from agent.testing.bridge import MemoryBridge
 from tests.mqtt.conftest import COUNTY, TERMINAL, county_cfg, wait_until
 
 

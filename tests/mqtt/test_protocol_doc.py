@@ -64,7 +64,7 @@ def test_quoted_defaults_are_the_codes():
     for name, text in quoted.items():
         assert text in DOC, (name, text)
     assert f"latest {2000}" in DOC  # executed command ids kept
-    from agent.adapters.mqtt.bridge import COMMANDS_KEPT
+    from agent.adapters.sqlite.commands import COMMANDS_KEPT
 
     assert COMMANDS_KEPT == 2000
     for cmd in p.COMMANDS:

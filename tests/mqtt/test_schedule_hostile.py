@@ -9,12 +9,12 @@ import threading
 import time
 from typing import Any
 
-from agent.adapters.documents import parse_yaml
 from agent.adapters.mqtt.bridge import RuntimeBridge
 from agent.cli.county.client import CountyClient
 from agent.domain import topics as t
 from agent.domain.document import parse_json
 from agent.runtime.config import load_config
+from agent.runtime.documents import parse_yaml
 from agent.runtime.loop import Runtime
 from tests.helpers import schedule, write_config
 from tests.mqtt.conftest import COUNTY, TERMINAL, agent_config, county_cfg, online

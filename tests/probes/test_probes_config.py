@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.adapters.documents import parse_yaml
 from agent.domain.schema import SchemaError, build
 from agent.monitoring.probes import ProbesConfig, build_probes, probe_names_for
+from agent.runtime.documents import parse_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config/agent.example.yaml"
 

@@ -77,6 +77,47 @@ STATUS = {
     "config_error": OPT_STR,
 }
 
+# The agent's own status snapshot (``agent.runtime.status.StatusSnapshot.to_dict``): what the
+# control socket answers to ``status`` and the MQTT status message carries before its envelope.
+# These are its declared fields; the adapters' sections (mqtt, monitor, alarms, link...) come
+# beside them.
+AGENT_PLAYING = {
+    "record_id": str,
+    "course_id": str,
+    "title": str,
+    "trigger": str,
+    "phase": str,
+    "position": NUM,
+    "length": NUM,
+}
+
+AGENT_UPCOMING = {
+    "start": str,
+    "local_start": str,
+    "item_id": str,
+    "course_id": str,
+    "title": str,
+    "media": str,
+    "layer": str,
+    "priority": int,
+}
+
+AGENT_STATUS = {
+    "uptime_s": NUM,
+    "playing": (AGENT_PLAYING, None),
+    "schedule_versions": dict,
+    "clock": str,
+    "outbox": int,
+    "terminal": str,
+    "county": str,
+    "started_at": str,
+    "boot_id": str,
+    "timezone": str,
+    "upcoming": [AGENT_UPCOMING],
+    "open_records": int,
+    "records_unsent": int,
+}
+
 EVENT = {
     "id": int,
     "ts": str,

@@ -1,9 +1,9 @@
 """The outbox alarm: the outbox is bounded by the disk, never by dropping records.
 
 When too many messages wait (a link down for weeks) or the state folder's file system runs low,
-an ``outbox_backlog`` alarm is raised through the same path as every other alarm
-(``agent.adapters.sqlite.alarms``: alarms table, event log, and an ``event`` message for the county). It clears
-with hysteresis. Runs on the core thread (a per-tick hook), every ``CHECK_S`` seconds; it works
+an ``outbox_backlog`` alarm is raised through the same path as every other alarm (the store's
+``alarms`` view, ``agent.runtime.ports.AlarmLog``: alarms table, event log, and an ``event``
+message for the county). It clears with hysteresis. Runs on the core thread (a per-tick hook), every ``CHECK_S`` seconds; it works
 offline too, where it matters most.
 """
 
@@ -14,8 +14,8 @@ import shutil
 import time
 from typing import Any
 
-from agent.adapters.sqlite.alarms import active_alarms, persist_alarm_change
 from agent.domain.health import AlarmChange
+from agent.runtime.ports import LinkStore
 
 log = logging.getLogger("agent.adapters.mqtt")
 
@@ -44,11 +44,11 @@ class OutboxAlarm:
         if now < self.next_check:
             return
         self.next_check = now + CHECK_S
-        store = self.runtime.store
+        store: LinkStore | None = self.runtime.store
         if store is None:
             return
         if self.active is None:
-            self.active = ALARM in active_alarms(store)
+            self.active = ALARM in store.alarms.active()
         depth = store.outbox_depth()
         try:
             free = float(shutil.disk_usage(self.runtime.cfg.state_dir).free)
@@ -69,8 +69,8 @@ class OutboxAlarm:
             ALARM, "raised" if want else "cleared", self.runtime.clock.wall(), "warning", detail
         )
         clock = self.runtime.core.clock_state() if self.runtime.core is not None else None
-        persist_alarm_change(
-            store, change, self.runtime.cfg.terminal, self.runtime.cfg.county, clock_state=clock
+        store.alarms.persist(
+            change, self.runtime.cfg.terminal, self.runtime.cfg.county, clock_state=clock
         )
         log.log(
             logging.WARNING if want else logging.INFO, "outbox alarm %s: %s", change.action, detail

@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Any
 
-from agent.adapters.sqlite.store import Store
+from agent.adapters.sqlite.database import Database
 from agent.domain.health import AlarmChange
 from agent.domain.records import utc_text
 
@@ -44,7 +44,7 @@ def _as_change(change: AlarmChange | dict[str, Any]) -> AlarmChange:
 
 
 def persist_alarm_change(
-    store: Store,
+    store: Database,
     change: AlarmChange | dict[str, Any],
     terminal: str,
     county: str,
@@ -99,7 +99,7 @@ def persist_alarm_change(
 
 
 def persist_link_summary(
-    store: Store,
+    store: Database,
     summary: dict[str, Any],
     terminal: str,
     county: str,
@@ -122,7 +122,7 @@ def persist_link_summary(
         )
 
 
-def active_alarms(store: Store) -> dict[str, float]:
+def active_alarms(store: Database) -> dict[str, float]:
     """Open alarms (name -> raised_at epoch) to hand to ``Monitor(active_alarms=...)``."""
     rows = store.db.execute(
         "SELECT name, raised_at FROM alarms WHERE cleared_at IS NULL ORDER BY id"
@@ -130,8 +130,38 @@ def active_alarms(store: Store) -> dict[str, float]:
     return {name: parse_utc(raised) for name, raised in rows}
 
 
+def active_alarm_rows(store: Database) -> list[dict[str, Any]]:
+    """Open alarms as the status snapshot shows them, oldest raise first."""
+    rows = store.db.execute(
+        "SELECT name, severity, raised_at, detail FROM alarms WHERE cleared_at IS NULL ORDER BY id"
+    )
+    return [{"name": n, "severity": s, "raised_at": r, "detail": d} for n, s, r, d in rows]
+
+
+class AlarmLog:
+    """The alarms of one store, for an adapter that holds the store only through a port."""
+
+    def __init__(self, store: Database) -> None:
+        self.store = store
+
+    def active(self) -> dict[str, float]:
+        """Open alarms: name -> raised_at epoch."""
+        return active_alarms(self.store)
+
+    def persist(
+        self,
+        change: AlarmChange | dict[str, Any],
+        terminal: str,
+        county: str,
+        *,
+        clock_state: str | None = None,
+    ) -> None:
+        """``persist_alarm_change`` on this store: alarms + events + outbox, one transaction."""
+        persist_alarm_change(self.store, change, terminal, county, clock_state=clock_state)
+
+
 def parse_utc(text: str) -> float:
-    """Inverse of ``agent.adapters.sqlite.store.utc_text`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``)."""
+    """Inverse of ``agent.domain.records.utc_text`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``)."""
     base, _, frac = text.rstrip("Z").partition(".")
     whole = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
     return whole + (int(frac) / 10 ** len(frac) if frac else 0.0)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.adapters.sqlite import read_model
 from agent.cli.i18n import _, pad, text_width
 from agent.cli.stationctl.common import EXIT_FAIL, EXIT_OK, CtlError, Ctx, add_common
 
@@ -79,9 +80,7 @@ def check_store(ctx: Ctx) -> dict[str, Any]:
     if not ctx.has_store():
         return _result("store", "fail", _("No database yet: the agent has never run."))
     try:
-        db = ctx.store().db
-        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
-        n = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        verdict, n = read_model.check(ctx.store().db)
     except Exception as exc:
         return _result("store", "fail", _("The database cannot be read: {error}").format(error=exc))
     if verdict != "ok":

@@ -1,4 +1,8 @@
-"""What every stationctl command shares: the context, exit codes, the store, the agent's socket."""
+"""What every stationctl command shares: the context, exit codes, the store, the agent's socket.
+
+The store is opened read-only through ``agent.adapters.sqlite.read_model``, whose functions
+answer every question a command asks of it; no command writes SQL of its own.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.adapters.sqlite.read_model import open_readonly
 from agent.adapters.sqlite.store import Store
 from agent.cli.i18n import _, local_time
 
@@ -115,31 +120,3 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help=_("machine-readable output (JSON)"),
     )
-
-
-def open_readonly(path: Path) -> Store:
-    """The store, read-only, for a reader that must never disturb the agent.
-
-    A WAL reader needs the ``-shm`` file. While the agent runs it exists; when the agent has
-    stopped cleanly it is gone, and an admin who may read the state folder but not write it
-    (group stationadmin, mode 2750) cannot create it. Then, and only when no ``-wal`` file holds
-    commits that are not yet in the database file, the file is opened as immutable: no locks,
-    no side files, exactly what is on disk.
-    """
-    store = Store(path, readonly=True, timeout=10.0)
-    try:
-        store.db.execute("SELECT 1 FROM records LIMIT 1").fetchall()
-        return store
-    except sqlite3.OperationalError:
-        wal = Path(str(path) + "-wal")
-        if wal.exists() and wal.stat().st_size > 0:
-            raise
-        store.close()
-    store = Store(path, readonly=True, timeout=10.0)
-    store.db.close()
-    store.db = sqlite3.connect(
-        f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
-    )
-    store.db.row_factory = sqlite3.Row
-    store.db.execute("SELECT 1 FROM records LIMIT 1").fetchall()
-    return store

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from agent.adapters.sqlite import read_model
 from agent.cli.i18n import _, pad, text_width
 from agent.cli.stationctl import labels
 from agent.cli.stationctl.common import EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
@@ -80,18 +81,9 @@ def query(
     limit: int | None = None,
 ) -> list[sqlite3.Row]:
     levels = [lv for lv, rank in LEVEL_RANK.items() if rank >= LEVEL_RANK[min_level]]
-    sql = f"SELECT * FROM events WHERE id > ? AND level IN ({', '.join('?' * len(levels))})"
-    params: list[Any] = [after_id, *levels]
-    if since:
-        sql += " AND ts >= ?"
-        params.append(since)
-    if kind:
-        sql += " AND kind = ?"
-        params.append(kind)
-    if limit:
-        rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
-        return rows[::-1]
-    return db.execute(sql + " ORDER BY id", params).fetchall()
+    return read_model.events(
+        db, levels=levels, since=since, kind=kind, after_id=after_id, limit=limit
+    )
 
 
 def event_dict(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
@@ -147,7 +139,7 @@ def run(ctx: Ctx) -> int:
     limit = args.lines if args.lines is not None else (None if since else DEFAULT_LINES)
     db = ctx.store().db
     rows = query(db, since=since, min_level=args.level, kind=args.kind, limit=limit)
-    last_id = rows[-1]["id"] if rows else _max_id(db)
+    last_id = rows[-1]["id"] if rows else read_model.last_event_id(db)
     events = [event_dict(ctx, r) for r in rows]
     if ctx.json and not args.follow:
         ctx.print_json(events)
@@ -175,7 +167,3 @@ def _emit(ctx: Ctx, ev: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(ev, ensure_ascii=False, default=str) + "\n")
     else:
         ctx.print(line(ev))
-
-
-def _max_id(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.adapters.sqlite.read_model import lifecycle
 from agent.cli.stationctl.client import AgentUnavailable, request
 from agent.domain.records import utc_text
 
@@ -31,27 +31,6 @@ class Presence:
             "clean_stop": self.clean_stop,
             "pid": self.pid,
         }
-
-
-def lifecycle(db: sqlite3.Connection) -> dict[str, Any]:
-    """The latest agent_started / agent_stopped event and the latest event of any kind."""
-    row = db.execute(
-        "SELECT kind, ts, data FROM events WHERE kind IN ('agent_started', 'agent_stopped') "
-        "ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    last = db.execute("SELECT ts FROM events ORDER BY id DESC LIMIT 1").fetchone()
-    out: dict[str, Any] = {
-        "kind": row[0] if row else None,
-        "ts": row[1] if row else None,
-        "pid": None,
-        "last_event": last[0] if last else None,
-    }
-    if row is not None and row[2]:
-        try:
-            out["pid"] = json.loads(row[2]).get("pid")
-        except (ValueError, AttributeError):
-            pass
-    return out
 
 
 def pid_alive(pid: int | None, proc_root: Path = Path("/proc")) -> bool:

@@ -7,10 +7,11 @@ import io
 import sys
 from typing import Any
 
+from agent.adapters.sqlite import read_model
 from agent.cli.i18n import N_, _, fit, ngettext, table
 from agent.cli.stationctl import labels
 from agent.cli.stationctl.common import EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
-from agent.cli.stationctl.summary import current_month, month_bounds, month_filter, month_summary
+from agent.cli.stationctl.summary import current_month, month_bounds, month_summary
 from agent.domain.records import Record
 
 
@@ -39,22 +40,8 @@ def add_parser(sub: Any) -> None:
 
 def select(ctx: Ctx) -> list[Record]:
     args = ctx.args
-    db = ctx.store().db
-    sql, params = "SELECT * FROM records WHERE 1=1", []
-    if args.month:
-        where, more = month_filter(args.month, ctx.tz)
-        sql += f" AND {where}"
-        params += more
-    if args.course:
-        sql += " AND course_id = ?"
-        params.append(args.course)
-    if args.limit:
-        sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(max(0, args.limit))
-        rows = list(db.execute(sql, params))[::-1]
-    else:
-        rows = list(db.execute(sql + " ORDER BY seq", params))
-    return [Record.from_row(r) for r in rows]
+    month = month_bounds(args.month, ctx.tz) if args.month else None
+    return read_model.records(ctx.store().db, month=month, course_id=args.course, limit=args.limit)
 
 
 def run(ctx: Ctx) -> int:
