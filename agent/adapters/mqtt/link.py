@@ -51,7 +51,8 @@ log = logging.getLogger("agent.adapters.mqtt")
 FETCH_MAX = 500  # rows per outbox read
 FLUSH_ROWS = 500  # confirmed rows deleted per transaction, at most
 FLUSH_S = 0.05  # ... or after this long
-RECHECK_S = 5.0  # look at the outbox this often even without a wake-up
+RECHECK_S = 5.0  # look at the outbox (and paho's socket state) this often even without a wake-up
+IDLE_WAIT_S = 60.0  # the longest sleep with nothing due (stop, PUBACKs, messages arrive as events)
 SESSION_TAKEN_OVER = 142  # MQTT 5 reason code 0x8E
 
 
@@ -215,14 +216,17 @@ class MqttLink:
             self._publish_public()
 
     def _wait_time(self) -> float:
+        """Until the next thing that is due: the link sleeps when nothing is (events wake it)."""
         now = self.mono()
-        due = [now + 1.0]
+        due = [now + IDLE_WAIT_S]
         if self.state == "waiting":
             due.append(self.connect_due)
+        if self.state == "connecting":
+            due.append(self.connecting_since + self.m.connect_timeout_seconds + 2)
         if self._flush_due is not None:
             due.append(self._flush_due)
         if self.state == "connected":
-            due.append(self.next_heartbeat)
+            due += [self.next_heartbeat, self.next_recheck]
             retry = self.policy.next_retry_at()
             if retry is not None:
                 due.append(retry)
