@@ -182,8 +182,7 @@ class ControlServer:
             sock.bind(str(self.path))
             # Nobody can connect before listen(), so the mode is right before the door opens.
             os.chmod(self.path, self._socket_mode())
-            sock.listen(16)
-            sock.settimeout(0.5)
+            sock.listen(16)  # blocking accept: the thread sleeps until a client comes
         except OSError:
             sock.close()
             raise
@@ -238,6 +237,11 @@ class ControlServer:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() at once
+            except OSError:
+                pass  # not connected-state on some kernels: close() below still ends it
         if self.thread is not None:
             self.thread.join(2.0)
         if self.sock is not None:
@@ -262,8 +266,6 @@ class ControlServer:
         while not self._stop.is_set():
             try:
                 conn, _addr = sock.accept()
-            except TimeoutError:
-                continue
             except OSError:
                 if self._stop.is_set():
                     return
