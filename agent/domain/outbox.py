@@ -13,7 +13,7 @@ What it decides
   receiver drops duplicates by id). Within a connection, a record PUBACKed but not acked after
   ``ack_timeout`` is sent again, and so is a message the broker refused (MQTT 5 reason >= 0x80).
 
-The caller (``agent.adapters.mqtt.link``) fetches rows with ``want()``/``take()``, publishes them, and
+The caller (``agent.adapters.mqtt.sending``) fetches rows with ``want()``/``take()``, publishes them, and
 reports ``sent()``, ``on_puback()`` and ``on_record_ack()``; ``due_retries()`` names rows to send
 again.
 """
