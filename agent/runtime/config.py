@@ -78,7 +78,7 @@ class AgentConfig(StationLayout):
     state_dir: Path
     timezone: str = field(default="Asia/Shanghai", metadata={"check": check_timezone})
     schedule_dir: Path | None = None
-    schedule_poll_seconds: float = field(default=5.0, metadata={"check": positive})
+    schedule_poll_seconds: float = field(default=30.0, metadata={"check": positive})
     control_socket: Path | None = None
     admin_group: str = "stationadmin"
     log_level: str = field(

@@ -20,7 +20,7 @@ def test_example_config_loads_and_shows_the_defaults() -> None:
     assert cfg.mqtt is not None
     defaults = MqttConfig(host=cfg.mqtt.host)
     assert dataclasses.replace(cfg.mqtt) == defaults
-    assert cfg.timezone == "Asia/Shanghai" and cfg.schedule_poll_seconds == 5
+    assert cfg.timezone == "Asia/Shanghai" and cfg.schedule_poll_seconds == 30
 
 
 def test_every_core_key_is_documented_in_the_example() -> None:

@@ -39,7 +39,7 @@ from .wire import (
 log = logging.getLogger("agent.adapters.control_socket")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
-LOGGED_COMMANDS = ("play", "stop", "attendance")  # the ones that change something
+LOGGED_COMMANDS = ("play", "stop", "attendance", "reload")  # the ones that change something
 
 
 class RequestHandlers:
@@ -54,6 +54,7 @@ class RequestHandlers:
             "play": self.play,
             "stop": self.stop,
             "attendance": self.attendance,
+            "reload": self.reload,
         }
 
     def answer(self, line: bytes, uid: int) -> dict[str, Any]:
@@ -109,6 +110,16 @@ class RequestHandlers:
                 "started_at": utc_text(rt.started_wall),
             },
         }
+
+    def reload(self, _req: dict[str, Any]) -> dict[str, Any]:
+        """Re-read the stored schedule layers now (``stationctl schedule apply`` just wrote one),
+        rather than at the next poll of the schedule files."""
+        versions = self._call(lambda: self._reload_now())
+        return {"ok": True, "message": "schedules re-read", "data": {"versions": versions}}
+
+    def _reload_now(self) -> dict[str, int]:
+        self.runtime.reload_schedules("stationctl asked")
+        return self.runtime.schedule_versions()
 
     def status(self, _req: dict[str, Any]) -> dict[str, Any]:
         snap = self._call(self.runtime.status_snapshot)

@@ -349,24 +349,37 @@ def apply(ctx: Ctx) -> int:
     result = store.apply(
         _read(args.file), args.file, layer=args.layer, terminal=cfg.terminal, county=cfg.county
     )
+    told = result.status == "applied" and _tell_the_agent(cfg.socket_path)
     if ctx.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
-    else:
-        status = {
-            "applied": _("applied"),
-            "stale": _("not applied: not newer than the schedule in force"),
-            "rejected": _("rejected"),
-        }.get(result.status, result.status)
-        print(
-            _("{file}: {layer} schedule version {version}: {status}").format(
-                file=args.file,
-                layer=_layer_name(result.layer),
-                version="?" if result.version is None else result.version,
-                status=status,
-            )
+        print(json.dumps({**result.to_json(), "agent_reloaded": told}, ensure_ascii=False))
+        return EXIT_OK if result.status == "applied" else EXIT_FAIL
+    status = {
+        "applied": _("applied"),
+        "stale": _("not applied: not newer than the schedule in force"),
+        "rejected": _("rejected"),
+    }.get(result.status, result.status)
+    print(
+        _("{file}: {layer} schedule version {version}: {status}").format(
+            file=args.file,
+            layer=_layer_name(result.layer),
+            version="?" if result.version is None else result.version,
+            status=status,
         )
-        for reason in result.reasons:
-            print(f"  {reason}")
-        if result.status == "applied":
-            print(_("The agent picks it up within a few seconds."))
+    )
+    for reason in result.reasons:
+        print(f"  {reason}")
+    if told:
+        print(_("The running agent has taken it."))
+    elif result.status == "applied":
+        print(_("The agent takes it when it next starts or looks at its files."))
     return EXIT_OK if result.status == "applied" else EXIT_FAIL
+
+
+def _tell_the_agent(socket_path: Any) -> bool:
+    """Ask a running agent to re-read its schedules now; False when it cannot be asked."""
+    from agent.cli.stationctl.client import AgentUnavailable, request
+
+    try:
+        return bool(request(socket_path, "reload", timeout=10.0).get("ok"))
+    except (AgentUnavailable, OSError):
+        return False
