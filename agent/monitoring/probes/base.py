@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from agent.adapters.kernel_clock import AdjtimexFn, libc_adjtimex
 
@@ -142,6 +142,22 @@ class ProbeContext:
     tcp_targets: Sequence[str] = ()
     dns_names: Sequence[str] = ()
     disk_paths: Sequence[Path] = ()
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+class SysfsProbe(Generic[ConfigT]):
+    """The shape of a probe that reads only a sysfs tree: its config section and where /sys is
+    (the real one, or a fake tree in tests and benchmarks)."""
+
+    def __init__(self, cfg: ConfigT, *, sysfs: Path = Path("/sys")) -> None:
+        self.cfg = cfg
+        self.sysfs = sysfs
+
+    @classmethod
+    def create(cls, cfg: ConfigT, ctx: ProbeContext) -> Self:
+        return cls(cfg, sysfs=ctx.roots.sysfs)
 
 
 @dataclass(frozen=True)

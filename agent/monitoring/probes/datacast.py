@@ -19,7 +19,7 @@ from typing import Any
 from agent.domain.health import Verdict
 from agent.domain.linkstats import SummaryBuilder
 from agent.domain.schema import between
-from agent.monitoring.probes.base import ProbeContext, Sample, read_int, remaining
+from agent.monitoring.probes.base import Sample, SysfsProbe, read_int, remaining
 from agent.monitoring.probes.registry import Cadence, Judging, Severity, register
 
 NET_COUNTERS = (
@@ -102,19 +102,14 @@ def period(s: DatacastSample, builder: SummaryBuilder, mono: float) -> None:
     summary=summary,
     period=period,
 )
-class DatacastProbe:
+class DatacastProbe(SysfsProbe[DatacastProbeConfig]):
     def __init__(self, cfg: DatacastProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
-        self.cfg = cfg
-        self.sysfs = sysfs
+        super().__init__(cfg, sysfs=sysfs)
         self._previous: dict[str, int] | None = None
         # One regex for all patterns: the scan tests every file name, so this is the hot path.
         self._partial = re.compile(
             "|".join(fnmatch.translate(p) for p in cfg.partial_patterns) or "(?!)"
         )
-
-    @classmethod
-    def create(cls, cfg: DatacastProbeConfig, ctx: ProbeContext) -> DatacastProbe:
-        return cls(cfg, sysfs=ctx.roots.sysfs)
 
     def collect(self, deadline: float) -> DatacastSample:
         sample = DatacastSample(at=time.time())

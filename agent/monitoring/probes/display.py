@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import ProbeContext, Sample, read_text
+from agent.monitoring.probes.base import Sample, SysfsProbe, read_text
 from agent.monitoring.probes.registry import (
     Cadence,
     CountHysteresis,
@@ -81,15 +80,7 @@ def summary(s: DisplaySample, mode: str) -> dict[str, Any]:
     verdicts=verdicts,
     summary=summary,
 )
-class DisplayProbe:
-    def __init__(self, cfg: DisplayProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
-        self.cfg = cfg
-        self.sysfs = sysfs
-
-    @classmethod
-    def create(cls, cfg: DisplayProbeConfig, ctx: ProbeContext) -> DisplayProbe:
-        return cls(cfg, sysfs=ctx.roots.sysfs)
-
+class DisplayProbe(SysfsProbe[DisplayProbeConfig]):
     def collect(self, deadline: float) -> DisplaySample:
         sample = DisplaySample(at=time.time())
         base = self.sysfs / "class/drm"

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.monitoring.probes.base import ProbeContext, Sample, read_int, read_text
+from agent.monitoring.probes.base import Sample, SysfsProbe, read_int, read_text
 from agent.monitoring.probes.registry import Cadence, register
 
 COUNTERS = (
@@ -49,15 +49,10 @@ class NetifSample(Sample):
 
 
 @register("netif", config=NetifProbeConfig, sample=NetifSample, cadence=Cadence(60, 2))
-class NetifProbe:
+class NetifProbe(SysfsProbe[NetifProbeConfig]):
     def __init__(self, cfg: NetifProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
-        self.cfg = cfg
-        self.sysfs = sysfs
+        super().__init__(cfg, sysfs=sysfs)
         self._previous: dict[str, tuple[float, dict[str, int]]] = {}
-
-    @classmethod
-    def create(cls, cfg: NetifProbeConfig, ctx: ProbeContext) -> NetifProbe:
-        return cls(cfg, sysfs=ctx.roots.sysfs)
 
     def interface_names(self) -> list[str]:
         if self.cfg.interfaces:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.monitoring.probes.base import ProbeContext, Sample, read_text
+from agent.monitoring.probes.base import Sample, SysfsProbe, read_text
 from agent.monitoring.probes.registry import Cadence, register
 
 PRE_EOL = {1: "normal", 2: "warning", 3: "urgent"}
@@ -60,15 +60,7 @@ def life_band(code: int) -> int | None:
     sample=StorageWearSample,
     cadence=Cadence(interval=3600, timeout=2, interval_range=(60, 7 * 86400)),
 )
-class StorageWearProbe:
-    def __init__(self, cfg: StorageWearProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
-        self.cfg = cfg
-        self.sysfs = sysfs
-
-    @classmethod
-    def create(cls, cfg: StorageWearProbeConfig, ctx: ProbeContext) -> StorageWearProbe:
-        return cls(cfg, sysfs=ctx.roots.sysfs)
-
+class StorageWearProbe(SysfsProbe[StorageWearProbeConfig]):
     def collect(self, deadline: float) -> StorageWearSample:
         sample = StorageWearSample(at=time.time())
         for dev in sorted((self.sysfs / "bus/mmc/devices").glob("*")):

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from agent.domain.health import Verdict
 from agent.domain.schema import between
-from agent.monitoring.probes.base import ProbeContext, Sample, read_int, read_text
+from agent.monitoring.probes.base import Sample, SysfsProbe, read_int, read_text
 from agent.monitoring.probes.registry import (
     Cadence,
     CountHysteresis,
@@ -73,15 +72,7 @@ def summary(s: ThermalSample, mode: str) -> dict[str, Any]:
     verdicts=verdicts,
     summary=summary,
 )
-class ThermalProbe:
-    def __init__(self, cfg: ThermalProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
-        self.cfg = cfg
-        self.sysfs = sysfs
-
-    @classmethod
-    def create(cls, cfg: ThermalProbeConfig, ctx: ProbeContext) -> ThermalProbe:
-        return cls(cfg, sysfs=ctx.roots.sysfs)
-
+class ThermalProbe(SysfsProbe[ThermalProbeConfig]):
     def collect(self, deadline: float) -> ThermalSample:
         sample = ThermalSample(at=time.time())
         for zone in sorted((self.sysfs / "class/thermal").glob("thermal_zone*")):
