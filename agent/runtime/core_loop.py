@@ -29,7 +29,7 @@ from agent.domain import core as c
 from agent.runtime.executor import Executor
 from agent.runtime.host import Host
 from agent.runtime.housekeeping import Housekeeping
-from agent.runtime.wakeups import core_deadline, plan_sleep
+from agent.runtime.wakeups import plan_sleep
 
 log = logging.getLogger("agent")
 
@@ -133,8 +133,7 @@ class CoreLoop:
     def _core_deadline(self) -> float:
         core = self.host.core
         assert core is not None
-        clock = self.host.clock
-        return core_deadline(core, clock.wall(), clock.monotonic())
+        return core.next_deadline()
 
     def _next_event(self, core_at: float, stop_at: float | None) -> object:
         try:

@@ -1,15 +1,9 @@
 """When the core thread must next wake: the policy that lets an idle agent sleep.
 
-The core's own ``next_wakeup()`` answers "at most a second from now": while something plays,
-its timers (checkpoints, start timeouts, stalls, retries, the duration cap) need that pace. An
-idle core needs none of it: nothing changes until the next slot's preroll or start, the idle
-player's unload, or an event. So the loop sleeps until the earliest of those, and until its own
-housekeeping (held writes, clock sync check, inbox poll, last-known-good save) is due, woken
-early by any event or by the kernel when the wall clock is set.
-
-The one-second pace is kept wherever the core's state may change with time alone in ways not
-listed here: a session playing or prerolled, a clock judged implausible (it becomes plausible
-again when the wall clock passes the last-known-good time).
+The core says when it next needs a Tick (``Core.next_deadline()``: a second away while a course
+plays, else the next preroll, start or unload, or never). The loop sleeps until the earliest of
+that and its own housekeeping (held writes, clock sync check, inbox poll, last-known-good save),
+woken early by any event or by the kernel when the wall clock is set.
 """
 
 from __future__ import annotations
@@ -18,41 +12,17 @@ import math
 from dataclasses import dataclass
 
 from agent.adapters.kernel_clock import SystemClock
-from agent.domain import core as c
 from agent.runtime.ports import Clock
 
 # A clock the kernel does not watch (a test's offset file, a fake clock) is polled this often
 # for jumps, as before the loop could sleep.
 UNWATCHED_CLOCK_POLL_S = 1.0
-UPCOMING_LOOKED_AT = 8  # occurrences looked at for the next deadline (a few may have started)
-PAST_STRICT_S = 0.01  # the core compares with ">": wake a little after the bound, not on it
+PAST_STRICT_S = 0.01  # deadlines compared with ">": wake a little after the bound, not on it
 
 
 def kernel_watches(clock: Clock) -> bool:
     """True when ``clock.wall()`` is the kernel's CLOCK_REALTIME, whose sets a timerfd sees."""
     return type(clock) is SystemClock
-
-
-def core_deadline(core: c.Core, now: float, mono: float) -> float:
-    """Wall time (``clock.wall()`` scale) at which the core next needs a Tick."""
-    soon = core.next_wakeup()
-    if core.current is not None or core.prerolled is not None:
-        return soon
-    if core.clock_state() == "implausible":
-        return soon
-    best = math.inf
-    if core.player_loaded:
-        unload_in = core.idle_since_mono + core.s.idle_unload_s - mono
-        best = now + max(0.0, unload_in) + PAST_STRICT_S
-    for occ in core.upcoming(UPCOMING_LOOKED_AT):
-        if occ.start > now:
-            preroll = occ.start - core.s.preroll_s
-            return min(best, preroll if preroll > now else occ.start)
-        # Begun but not handled (on hold, say): the core decides it at its grace or its end.
-        for t in (occ.start + core.s.grace_s + PAST_STRICT_S, occ.end + PAST_STRICT_S):
-            if t > now:
-                best = min(best, t)
-    return best
 
 
 @dataclass(frozen=True)

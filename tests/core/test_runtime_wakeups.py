@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from agent.domain import core as c
 from agent.runtime.config import load_config
 from agent.runtime.loop import Runtime
-from agent.runtime.wakeups import UNWATCHED_CLOCK_POLL_S, core_deadline, plan_sleep
+from agent.runtime.wakeups import UNWATCHED_CLOCK_POLL_S, plan_sleep
 from agent.testing.fakes import FakeClock
 from tests.core.test_core import T0, Harness, item
 from tests.helpers import apply_schedule, one_off, schedule, wait_for, write_config
@@ -59,11 +59,11 @@ def simulate(
     jumped = jump_at is None
     player.take(h.tick(), h.clock.wall())
     while h.clock.wall() < until:
-        now, mono = h.clock.wall(), h.clock.monotonic()
+        now = h.clock.wall()
         if policy == "every_second":
             tick_at = h.core.next_wakeup()
         else:
-            tick_at = min(core_deadline(h.core, now, mono), until)
+            tick_at = min(h.core.next_deadline(), until)
         event_at = player.due[0][0] if player.due else float("inf")
         jump_due = float("inf") if jumped else jump_at
         at = min(tick_at, event_at, jump_due, until)
@@ -114,20 +114,20 @@ def test_sleeping_until_deadlines_decides_as_ticking_every_second() -> None:
 def test_an_idle_core_sleeps_until_the_preroll_or_the_unload() -> None:
     h = Harness([item("a", 3600)], now=T0, idle_unload_s=600)
     now, mono = h.clock.wall(), h.clock.monotonic()
-    assert core_deadline(h.core, now, mono) == T0 + 3600 - 5  # its preroll
+    assert h.core.next_deadline() == T0 + 3600 - 5  # its preroll
     h.core.player_loaded = True
     h.core.idle_since_mono = mono - 100
-    assert abs(core_deadline(h.core, now, mono) - (now + 500)) < 0.1  # the unload first
+    assert abs(h.core.next_deadline() - (now + 500)) < 0.1  # the unload first
 
 
 def test_a_busy_or_doubtful_core_keeps_the_one_second_pace() -> None:
     h = Harness([item("a", 0)], now=T0 - 2)
     h.tick()  # prerolled
     assert h.core.prerolled is not None
-    assert core_deadline(h.core, h.clock.wall(), h.clock.monotonic()) <= h.clock.wall() + 1.0
+    assert h.core.next_deadline() <= h.clock.wall() + 1.0
     far = Harness([item("a", 3600)], now=T0, lkg=T0 + 86400, synced=False)
     assert far.core.clock_state() == "implausible"
-    assert core_deadline(far.core, T0, far.clock.monotonic()) <= T0 + 1.0
+    assert far.core.next_deadline() <= T0 + 1.0
 
 
 def test_a_clock_the_kernel_does_not_watch_is_polled_each_second() -> None:

@@ -86,6 +86,10 @@ class Core(CoreState):
         """Wall time of the next thing that must happen on time (the runtime also ticks each second)."""
         return planning.next_wakeup(self)
 
+    def next_deadline(self) -> float:
+        """Wall time the core next needs a Tick at; ``inf`` when only an event can change it."""
+        return planning.next_deadline(self)
+
     def upcoming(self, count: int = 3) -> list[Occurrence]:
         """The next occurrences still to play, for the status."""
         return planning.upcoming(self, count)

@@ -8,6 +8,8 @@ records as missed those that cannot be played, when this agent is answerable for
 
 from __future__ import annotations
 
+import math
+
 from agent.domain.clockrules import IMPLAUSIBLE, clock_state
 from agent.domain.core.actions import Action, Log, Start
 from agent.domain.core.events import ClockJump
@@ -79,6 +81,39 @@ def next_wakeup(core: CoreState) -> float:
             if t > now:
                 best = min(best, t)
         break
+    return best
+
+
+UPCOMING_LOOKED_AT = 8  # occurrences looked at for the next deadline (a few may have started)
+PAST_STRICT_S = 0.01  # the core compares with ">": wake a little after the bound, not on it
+
+
+def next_deadline(core: CoreState) -> float:
+    """Wall time at which the core next needs a Tick; ``inf`` when only an event can change it.
+
+    While something plays or is prerolled, or the clock is judged implausible, that is
+    ``next_wakeup`` (at most a second away: checkpoints, stalls, timeouts, the cap, and the
+    clock becoming plausible again need that pace). Idle, nothing changes with time alone until
+    the idle player's unload, the next slot's preroll or start, or the grace or end of a slot
+    that began but was not handled (on hold, say).
+    """
+    soon = next_wakeup(core)
+    if core.current is not None or core.prerolled is not None:
+        return soon
+    if core.clock_state() == IMPLAUSIBLE:
+        return soon
+    now, mono = core.clock.wall(), core.clock.monotonic()
+    best = math.inf
+    if core.player_loaded:
+        unload_in = core.idle_since_mono + core.s.idle_unload_s - mono
+        best = now + max(0.0, unload_in) + PAST_STRICT_S
+    for occ in upcoming(core, UPCOMING_LOOKED_AT):
+        if occ.start > now:
+            pre = occ.start - core.s.preroll_s
+            return min(best, pre if pre > now else occ.start)
+        for t in (occ.start + core.s.grace_s + PAST_STRICT_S, occ.end + PAST_STRICT_S):
+            if t > now:
+                best = min(best, t)
     return best
 
 
