@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.runtime.boot import boot_id as boot_id  # re-exported for the runtime
 from agent.runtime.files import atomic_write
 
 

@@ -26,7 +26,7 @@ from agent import __version__
 from agent.adapters import sdnotify
 from agent.adapters.control_socket import ControlServer
 from agent.adapters.kernel_clock import OffsetClock, SystemClock
-from agent.adapters.sqlite.store import StoreError
+from agent.adapters.sqlite.errors import StoreError
 from agent.monitoring.wiring import start_monitor
 from agent.runtime.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from agent.runtime.loop import Runtime

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.adapters.documents import parse_yaml
 from agent.adapters.mqtt.config import MqttConfig
 from agent.domain.document import DocumentError
 from agent.domain.schema import (  # noqa: F401 - check_id/check_timezone re-exported
@@ -23,6 +22,7 @@ from agent.domain.schema import (  # noqa: F401 - check_id/check_timezone re-exp
     positive,
 )
 from agent.monitoring.probes.config import ProbesConfig
+from agent.runtime.documents import parse_yaml
 from agent.runtime.layout import StationLayout
 
 DEFAULT_CONFIG_PATH = Path("/etc/station-agent/agent.yaml")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.adapters.sqlite.store import FULL, STORE_TROUBLES, StoreError, classify_error
+from agent.adapters.sqlite.errors import FULL, STORE_TROUBLES, StoreError, classify_error
 from agent.domain import core as c
 from agent.domain.records import utc_text
 from agent.runtime.host import Host

@@ -17,41 +17,8 @@ from typing import Any
 from agent.adapters.sqlite.alarms import AlarmLog
 from agent.adapters.sqlite.commands import CommandLedger
 from agent.adapters.sqlite.database import Database
-from agent.adapters.sqlite.errors import (
-    CORRUPT,
-    FULL,
-    IO_ERROR,
-    LOCKED,
-    OTHER,
-    READ_ONLY,
-    STORE_TROUBLES,
-    StoreCorrupt,
-    StoreError,
-    StoreLocked,
-    StoreRefused,
-    StoreUnavailable,
-    classify_error,
-)
 from agent.adapters.sqlite.outbox import OutboxQueue
 from agent.domain.records import RECORD_COLUMNS, Record
-
-# The error vocabulary is re-exported: callers that hold a Store also classify its failures.
-__all__ = [
-    "CORRUPT",
-    "FULL",
-    "IO_ERROR",
-    "LOCKED",
-    "OTHER",
-    "READ_ONLY",
-    "STORE_TROUBLES",
-    "Store",
-    "StoreCorrupt",
-    "StoreError",
-    "StoreLocked",
-    "StoreRefused",
-    "StoreUnavailable",
-    "classify_error",
-]
 
 
 class Store(Database):
