@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.adapters.sqlite import attendance as records
 from agent.adapters.sqlite.store import Store
+from agent.domain import core as c
 from agent.domain.records import OUTCOMES, Record
 
 log = logging.getLogger("agent.runtime.attendance")
@@ -65,14 +66,8 @@ def set_attendance(
     county: str,
     count: int,
     ref: str | None = None,
-    *,
-    current: Record | None = None,
 ) -> tuple[Record, int | None, bool]:
-    """Set the attendance; returns (record after, previous value, queued for sending).
-
-    ``current`` is the core's in-memory record of the session playing now, if any: it is kept in
-    step so the core's next save does not undo the change.
-    """
+    """Set the attendance; returns (record after, previous value, queued for sending)."""
     from agent.runtime.loop import record_message
 
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_ATTENDANCE:
@@ -116,9 +111,6 @@ def set_attendance(
             },
             conn=conn,
         )
-    if current is not None and current.record_id == rec.record_id:
-        current.attendance = count
-        current.rev = rec.rev
     return rec, previous, queued
 
 
@@ -127,9 +119,10 @@ def apply_attendance(runtime: Any, count: int, ref: str | None = None) -> dict[s
     store = runtime.store
     if store is None:
         raise AttendanceError("not_ready", "the agent's store is not open")
-    core = runtime.core
-    current = core.current.record if core is not None and core.current is not None else None
-    rec, previous, queued = set_attendance(store, runtime.cfg.county, count, ref, current=current)
+    rec, previous, queued = set_attendance(store, runtime.cfg.county, count, ref)
+    if runtime.core is not None:
+        # The session playing now, if it is this record's, keeps the change in its next save.
+        runtime.core.handle(c.AttendanceSet(rec.record_id, count, rec.rev))
     if queued:
         # Listeners (the MQTT link) learn that a record message waits in the outbox.
         for listener in list(runtime.listeners):

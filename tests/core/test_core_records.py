@@ -188,3 +188,18 @@ def test_a_media_that_ends_during_its_preroll_is_opened_cold_at_the_slot() -> No
     rec = next(iter(h.records.values()))
     assert rec.outcome is None or rec.outcome == "error"
     assert h.core.current is None or h.core.current.phase == "retry_wait"
+
+
+def test_attendance_on_the_session_playing_now_is_kept_in_its_next_save() -> None:
+    h = Harness([item("a", 0)], now=T0 - 1)
+    h.run_until(T0)
+    token = h.core.current.token
+    rid = h.core.current.record.record_id
+    h.player("playing", token)
+    h.feed(c.AttendanceSet(rid, 17, 2))
+    assert h.core.current.record.attendance == 17 and h.core.current.record.rev == 2
+    h.feed(c.AttendanceSet("another-record", 3, 5))
+    assert h.core.current.record.attendance == 17
+    h.player("ended", token, position=10, length=10)
+    final = h.records[rid]
+    assert final.outcome == "completed" and final.attendance == 17 and final.rev == 3

@@ -46,6 +46,7 @@ from agent.domain.core.actions import (
     UnloadPlayer,
 )
 from agent.domain.core.events import (
+    AttendanceSet,
     ClockJump,
     ClockSync,
     Event,
@@ -101,6 +102,7 @@ __all__ = [
     "Start",
     "Step",
     "Stop",
+    "AttendanceSet",
     "StopCommand",
     "Tick",
     "TransitionError",

@@ -85,6 +85,16 @@ class StopCommand:
     trigger: str
 
 
+@dataclass(frozen=True)
+class AttendanceSet:
+    """The admin entered the attendance of a record (already stored at revision ``rev``); if it
+    is the session playing now, its record follows, so the core's next save keeps it."""
+
+    record_id: str
+    attendance: int
+    rev: int
+
+
 Event = (
     Tick
     | ClockJump
@@ -95,4 +105,5 @@ Event = (
     | ScheduleChanged
     | PlayCommand
     | StopCommand
+    | AttendanceSet
 )

@@ -13,6 +13,7 @@ from typing import Any
 from agent.domain.core import commands, escalation, planning, playback
 from agent.domain.core.actions import Action, Log, UnloadPlayer
 from agent.domain.core.events import (
+    AttendanceSet,
     ClockJump,
     ClockSync,
     MediaRejected,
@@ -66,6 +67,11 @@ class Core(CoreState):
                 commands.play_command(self, event, out)
             case StopCommand():
                 commands.stop_command(self, event, out)
+            case AttendanceSet():
+                cur = self.current
+                if cur is not None and cur.record.record_id == event.record_id:
+                    cur.record.attendance = event.attendance
+                    cur.record.rev = event.rev
             case _:
                 raise TypeError(f"unknown event {event!r}")
         return out
