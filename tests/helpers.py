@@ -118,3 +118,22 @@ def tmpfs(mnt: Path, size: str = "1m") -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def a_record(seq: int, **kw: object) -> Any:
+    """A record with plausible defaults; ``kw`` overrides any field."""
+    base: dict[str, object] = dict(
+        record_id=f"rec-{seq:04d}",
+        seq=seq,
+        terminal="t-001",
+        course_id="c",
+        title="T",
+        media="m.mp4",
+        trigger="schedule",
+        clock_state="synced",
+        boot_id="b",
+    )
+    base.update(kw)
+    from agent.domain.records import Record
+
+    return Record(**base)  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ import pytest
 from agent.adapters.sqlite import commands as ledger_mod
 from agent.adapters.sqlite.store import Store
 from agent.domain.outbox import OTHER, RECORDS
-from agent.domain.records import Record
 from agent.runtime import ports
+from tests.helpers import a_record
 
 
 @pytest.fixture
@@ -120,28 +120,12 @@ def test_the_command_ledger_forgets_the_oldest_ids_beyond_its_bound(
     assert store.commands.begin("c-0", "ping") is None  # forgotten: it would run again
 
 
-def _record(seq: int, **kw: object) -> Record:
-    base: dict[str, object] = dict(
-        record_id=f"rec-{seq:04d}",
-        seq=seq,
-        terminal="t-001",
-        course_id="c",
-        title="T",
-        media="m.mp4",
-        trigger="schedule",
-        clock_state="synced",
-        boot_id="b",
-    )
-    base.update(kw)
-    return Record(**base)  # type: ignore[arg-type]
-
-
 def test_restart_queries_give_latest_durations_and_recent_history(store: Store) -> None:
     store.insert_record(
-        _record(1, course_id="a", media_duration=100.0, planned_start="2026-01-01T08:00:00.000Z")
+        a_record(1, course_id="a", media_duration=100.0, planned_start="2026-01-01T08:00:00.000Z")
     )
     store.insert_record(
-        _record(
+        a_record(
             2,
             course_id="a",
             media_duration=90.0,
@@ -151,7 +135,7 @@ def test_restart_queries_give_latest_durations_and_recent_history(store: Store) 
             planned_start="2026-01-02T08:00:00.000Z",
         )
     )
-    store.insert_record(_record(3, course_id="b", media_duration=0.0, occurrence_key="k-3"))
+    store.insert_record(a_record(3, course_id="b", media_duration=0.0, occurrence_key="k-3"))
     assert store.latest_durations() == {"a": 90.0}
     assert store.occurrence_history("2026-01-02T00:00:00.000Z") == [
         ("k-2", "completed", "rec-0002", 90.0)

@@ -12,7 +12,7 @@ import pytest
 
 from agent.adapters.sqlite import attendance, read_model
 from agent.adapters.sqlite.store import Store
-from agent.domain.records import Record
+from tests.helpers import a_record
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -21,22 +21,6 @@ def month(text: str) -> tuple[str, str]:
     from agent.cli.stationctl.summary import month_bounds
 
     return month_bounds(text, TZ)
-
-
-def _record(seq: int, **kw: object) -> Record:
-    base: dict[str, object] = dict(
-        record_id=f"rec-{seq:04d}",
-        seq=seq,
-        terminal="t-001",
-        course_id="c",
-        title="T",
-        media="m.mp4",
-        trigger="schedule",
-        clock_state="synced",
-        boot_id="b",
-    )
-    base.update(kw)
-    return Record(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -108,10 +92,10 @@ def test_records_of_a_local_month_a_course_or_the_newest(store: Store) -> None:
     feb_first = dt.datetime(2026, 2, 1, 0, 30, tzinfo=TZ).timestamp()
     from agent.domain.records import utc_text
 
-    store.insert_record(_record(1, started_at="2026-01-15T08:00:00.000Z"))
-    store.insert_record(_record(2, course_id="x", planned_start=utc_text(feb_first)))
-    store.insert_record(_record(3, ended_at="2026-02-10T08:00:00.000Z"))
-    store.insert_record(_record(4, started_at="2026-03-01T08:00:00.000Z"))
+    store.insert_record(a_record(1, started_at="2026-01-15T08:00:00.000Z"))
+    store.insert_record(a_record(2, course_id="x", planned_start=utc_text(feb_first)))
+    store.insert_record(a_record(3, ended_at="2026-02-10T08:00:00.000Z"))
+    store.insert_record(a_record(4, started_at="2026-03-01T08:00:00.000Z"))
     db = store.db
     assert [r.seq for r in read_model.records(db, month=month("2026-02"))] == [2, 3]
     assert [r.seq for r in read_model.records(db, month=month("2026-01"))] == [1]
@@ -124,10 +108,10 @@ def test_month_counts_group_outcomes_and_count_sessions_people_and_forgotten_cou
     store: Store,
 ) -> None:
     shown = "2026-02-10T08:00:00.000Z"
-    store.insert_record(_record(1, started_at=shown, outcome="completed", attendance=12))
-    store.insert_record(_record(2, started_at=shown, outcome="completed"))
-    store.insert_record(_record(3, planned_start=shown, outcome="missed", reason="off"))
-    store.insert_record(_record(4, started_at=shown, outcome="stopped", completion=0.6))
+    store.insert_record(a_record(1, started_at=shown, outcome="completed", attendance=12))
+    store.insert_record(a_record(2, started_at=shown, outcome="completed"))
+    store.insert_record(a_record(3, planned_start=shown, outcome="missed", reason="off"))
+    store.insert_record(a_record(4, started_at=shown, outcome="stopped", completion=0.6))
     rows = sorted(read_model.month_counts(store.db, month("2026-02")), key=str)
     assert rows == sorted(
         [
@@ -160,9 +144,9 @@ def test_alarms_unsent_records_last_failure_and_check(store: Store) -> None:
 
     assert read_model.last_failure(store.db) is None
     store.insert_record(
-        _record(1, outcome="skipped", reason="missing", ended_at="2026-01-05T00:00:00.000Z")
+        a_record(1, outcome="skipped", reason="missing", ended_at="2026-01-05T00:00:00.000Z")
     )
-    store.insert_record(_record(2, outcome="completed", started_at="2026-01-06T00:00:00.000Z"))
+    store.insert_record(a_record(2, outcome="completed", started_at="2026-01-06T00:00:00.000Z"))
     failure = read_model.last_failure(store.db)
     assert failure is not None
     assert (failure["seq"], failure["outcome"], failure["at"]) == (
@@ -176,7 +160,7 @@ def test_alarms_unsent_records_last_failure_and_check(store: Store) -> None:
 def test_open_readonly_reads_a_stopped_agents_store_without_writing(tmp_path: Path) -> None:
     path = tmp_path / "agent.db"
     writer = Store(path)
-    writer.insert_record(_record(1))
+    writer.insert_record(a_record(1))
     writer.close()
     reader = read_model.open_readonly(path)
     try:
@@ -188,9 +172,9 @@ def test_open_readonly_reads_a_stopped_agents_store_without_writing(tmp_path: Pa
 
 
 def test_attendance_lookups_by_latest_seq_id_and_prefix(store: Store) -> None:
-    store.insert_record(_record(1, record_id="abcd-1111", started_at="2026-01-01T00:00:00.000Z"))
-    store.insert_record(_record(2, record_id="abcd-2222", started_at="2026-01-02T00:00:00.000Z"))
-    store.insert_record(_record(3, record_id="ffff-3333"))
+    store.insert_record(a_record(1, record_id="abcd-1111", started_at="2026-01-01T00:00:00.000Z"))
+    store.insert_record(a_record(2, record_id="abcd-2222", started_at="2026-01-02T00:00:00.000Z"))
+    store.insert_record(a_record(3, record_id="ffff-3333"))
     db = store.db
     latest = attendance.latest_shown(db)
     assert latest is not None and latest.seq == 2
