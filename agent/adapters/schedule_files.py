@@ -2,17 +2,12 @@
 
 The model and its validation are the domain's (``agent.domain.schedule``); this adapter reads
 documents from outside within the reading limits and keeps the applied layers in
-``state_dir/schedule`` (atomic writes, a lock shared with stationctl, a version floor per layer).
+``state_dir/schedule`` (atomic writes, a lock shared with stationctl, a version floor per layer:
+``agent.runtime.layered_files``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from agent.domain.document import DEFAULT_LIMITS, PARSE_SECONDS, DocumentError, Limits
@@ -29,7 +24,7 @@ from agent.domain.schedule import (
 )
 from agent.domain.schema import SchemaError, build
 from agent.runtime.documents import parse_document
-from agent.runtime.files import atomic_write
+from agent.runtime.layered_files import LayeredFiles
 
 
 def parse_schedule(data: str | bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> ScheduleDoc:
@@ -84,44 +79,19 @@ def read_untrusted(
         return exc
 
 
-class ScheduleStore:
+class ScheduleStore(LayeredFiles[ScheduleDoc]):
     """The applied schedule layers on disk, one JSON file per layer under ``state_dir/schedule``.
 
-    Written atomically (temp file, fsync, rename, fsync dir) so a power cut leaves the old or
-    the new schedule, never half of one. A lock file serialises the agent and stationctl.
-
-    Beside each document, ``{layer}.version`` holds the layer's version floor: the highest
-    version ever applied. It lives in its own file, not in the SQLite store, because it must be
-    written under the same lock and in the same order as the document (stationctl applies
-    schedules without the agent's database), and because a store moved aside as corrupt must
-    not take the floor with it. It is written before the document, so after a power cut between
-    the two it is ahead, never behind. Nothing but the floor is refused when the document is
-    unreadable: an older version is ``stale``, the same version is taken again (the county's
-    retained copy), and the damaged file is kept aside as ``{layer}.json.unreadable``.
+    Atomic writes, the lock shared with stationctl, the version floor per layer and the damaged
+    document kept aside are ``agent.runtime.layered_files``'s, shared with the course manifests.
     """
 
+    kind = "schedule"
+    rejected = ScheduleRejected
+
     def __init__(self, state_dir: Path, timezone: str = DEFAULT_TIMEZONE) -> None:
-        self.dir = Path(state_dir) / "schedule"
+        super().__init__(Path(state_dir) / "schedule")
         self.timezone = timezone  # for documents that name none
-
-    def path(self, layer: str) -> Path:
-        return self.dir / f"{layer}.json"
-
-    def floor_path(self, layer: str) -> Path:
-        return self.dir / f"{layer}.version"
-
-    def aside_path(self, layer: str) -> Path:
-        return self.dir / f"{layer}.json.unreadable"
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
 
     @staticmethod
     def read(
@@ -154,34 +124,6 @@ class ScheduleStore:
                 out[layer] = doc
         return out
 
-    def mtimes(self) -> tuple[float, ...]:
-        out = []
-        for layer in LAYERS:
-            try:
-                out.append(self.path(layer).stat().st_mtime_ns)
-            except FileNotFoundError:
-                out.append(0)
-        return tuple(out)
-
-    def floor(self, layer: str) -> int | None:
-        """The highest version ever applied to ``layer``; None when its file is missing or
-        unreadable (then the stored document's version is the floor)."""
-        try:
-            text = self.floor_path(layer).read_text("ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-        if not text.isdigit() or len(text) > 16:
-            return None
-        return int(text)
-
-    def keep_floor(self, layer: str, version: int) -> None:
-        """Make sure the floor of ``layer`` is at least ``version`` (documents stored before
-        floors existed, or a floor file that was lost)."""
-        with self.locked():
-            floor = self.floor(layer)
-            if floor is None or floor < version:
-                atomic_write(self.floor_path(layer), f"{version}\n".encode())
-
     def apply(
         self,
         data: bytes | str,
@@ -199,62 +141,4 @@ class ScheduleStore:
         """
         if parsed is None:
             parsed = read_untrusted(data, source, timezone=self.timezone)
-        if isinstance(parsed, ScheduleRejected):
-            return ApplyResult(layer or "?", parsed.version, "rejected", parsed.problems)
-        doc = parsed
-        the_layer = layer or doc.layer or "terminal"
-        reasons = _wrong_target(doc, layer, the_layer, terminal, county)
-        if reasons:
-            return ApplyResult(the_layer, doc.version, "rejected", reasons)
-        with self.locked():
-            return self._apply_locked(doc, the_layer)
-
-    def _apply_locked(self, doc: ScheduleDoc, layer: str) -> ApplyResult:
-        floor = self.floor(layer)
-        previous = floor
-        damaged = False
-        if floor is None or doc.version <= floor:
-            # Only then does the stored document matter: read it (our own JSON, small).
-            try:
-                held = self.load(layer)
-            except ScheduleRejected:
-                held, damaged = None, True
-            if held is not None:
-                previous = held.version if floor is None else max(floor, held.version)
-                if doc.version <= held.version:
-                    why = f"is not newer than the applied version {held.version}"
-                    return _stale(layer, doc.version, previous, why)
-            if previous is not None and doc.version < previous:
-                why = f"is older than version {previous}, applied before"
-                if damaged:
-                    why += " (the stored document cannot be read)"
-                return _stale(layer, doc.version, previous, why)
-        doc.layer = layer
-        text = json.dumps(doc.to_json(), ensure_ascii=False, indent=1, sort_keys=True)
-        if floor is None or floor < doc.version:
-            atomic_write(self.floor_path(layer), f"{doc.version}\n".encode())
-        if damaged:
-            with contextlib.suppress(OSError):  # kept for a person to look at, when it can be
-                os.replace(self.path(layer), self.aside_path(layer))
-        atomic_write(self.path(layer), text.encode("utf-8"))
-        return ApplyResult(layer, doc.version, "applied", [], previous, doc)
-
-
-def _stale(layer: str, version: int, previous: int, why: str) -> ApplyResult:
-    return ApplyResult(layer, version, "stale", [f"version {version} {why}"], previous)
-
-
-def _wrong_target(
-    doc: ScheduleDoc, layer: str | None, the_layer: str, terminal: str | None, county: str | None
-) -> list[str]:
-    """Reasons the document is not meant for this terminal and layer."""
-    reasons = []
-    if doc.layer is not None and layer is not None and doc.layer != layer:
-        reasons.append(f"document says layer {doc.layer!r} but arrived for layer {layer!r}")
-    if terminal and doc.terminal and doc.terminal != terminal:
-        reasons.append(f"document is for terminal {doc.terminal!r}, this is {terminal!r}")
-    if county and doc.county and doc.county != county:
-        reasons.append(f"document is for county {doc.county!r}, this is {county!r}")
-    if the_layer == "county" and doc.terminal:
-        reasons.append("a county-layer schedule must not name a terminal")
-    return reasons
+        return self.apply_parsed(parsed, layer, terminal, county)

@@ -29,6 +29,7 @@ from agent.domain.schema import Problem, between, check_id, check_timezone
 LAYERS = ("terminal", "county")
 MAX_ITEMS = 2000
 MAX_VERSION = 2**53
+MAX_FILE_BYTES = 2**40  # one course file; larger is a typo, not a video
 DEFAULT_TIMEZONE = "Asia/Shanghai"  # the config's own default
 MAX_PROBLEMS = 50  # reasons listed for one document (an ack carries at most 50)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -83,6 +84,7 @@ class Course:
     title: str = field(metadata={"check": check_title})
     media: str = field(metadata={"check": check_media})
     sha256: str | None = field(default=None, metadata={"check": check_sha})
+    size: int | None = field(default=None, metadata={"check": between(1, MAX_FILE_BYTES)})
     max_minutes: float | None = field(default=None, metadata={"check": between(0.05, 24 * 60)})
 
 
