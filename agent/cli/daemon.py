@@ -29,6 +29,7 @@ from agent.adapters.kernel_clock import OffsetClock, SystemClock
 from agent.adapters.sqlite.errors import StoreError
 from agent.monitoring.wiring import start_monitor
 from agent.runtime.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from agent.runtime.content_start import start_content
 from agent.runtime.loop import Runtime
 
 # Tests of a whole agent process shift its wall clock through this file (see OffsetClock).
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         # go through the core thread, which serves them during shutdown.
         runtime.on_shutdown.append(link.stop)
     start_monitor(cfg, runtime)  # link and device probes, alarms; stops with the runtime
+    start_content(runtime)  # course files fetched and verified before their slots
     pinger = start_watchdog(runtime)
     sdnotify.ready(f"terminal {cfg.terminal}: store open, schedule loaded")
     try:

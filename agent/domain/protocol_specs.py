@@ -212,6 +212,8 @@ SPECS: dict[str, dict[str, F]] = {
         "terminal": F(STR, required=False),
     },
 }
+# A course manifest is answered like a schedule: the same fields, on ``library/ack``.
+SPECS["library_ack"] = SPECS["schedule_ack"]
 
 
 def validate(kind: str, obj: Any) -> list[str]:
@@ -273,6 +275,7 @@ KIND_BY_SUFFIX = {
     "event": "event",
     "link/summary": "link_summary",
     "schedule/ack": "schedule_ack",
+    "library/ack": "library_ack",
     "cmd/reply": "cmd_reply",
     "record/ack": "record_ack",
     "cmd": "cmd",

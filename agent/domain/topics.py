@@ -1,8 +1,9 @@
 """Topic names: the one place that spells them (the agent and the county tools both use it).
 
 Every terminal lives under ``rde/v1/{county}/{terminal}/``; ``rde/v1/{county}/all/schedule`` is
-the county-wide schedule layer. Ids come from the config check (letters, digits, ``.``, ``_``,
-``-``), so they never contain MQTT wildcards or separators; ``all`` is reserved.
+the county-wide schedule layer and ``rde/v1/{county}/all/library`` the county's course manifest.
+Ids come from the config check (letters, digits, ``.``, ``_``, ``-``), so they never contain MQTT
+wildcards or separators; ``all`` is reserved.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ RECORD = "record"
 EVENT = "event"
 LINK_SUMMARY = "link/summary"
 SCHEDULE_ACK = "schedule/ack"
+LIBRARY_ACK = "library/ack"
 CMD_REPLY = "cmd/reply"
 # down: county -> terminal
 RECORD_ACK = "record/ack"
 SCHEDULE = "schedule"
+LIBRARY = "library"  # course manifests (docs/manifest.md)
 CMD = "cmd"
 
-UP = (STATE, HEARTBEAT, STATUS, RECORD, EVENT, LINK_SUMMARY, SCHEDULE_ACK, CMD_REPLY)
-DOWN = (RECORD_ACK, SCHEDULE, CMD)
+UP = (STATE, HEARTBEAT, STATUS, RECORD, EVENT, LINK_SUMMARY, SCHEDULE_ACK, LIBRARY_ACK, CMD_REPLY)
+DOWN = (RECORD_ACK, SCHEDULE, LIBRARY, CMD)
 SUFFIXES = UP + DOWN
 
 
@@ -41,6 +44,10 @@ def topic(county: str, terminal: str, suffix: str) -> str:
 
 def county_schedule(county: str) -> str:
     return topic(county, ALL, SCHEDULE)
+
+
+def county_library(county: str) -> str:
+    return topic(county, ALL, LIBRARY)
 
 
 def fleet(county: str, suffix: str) -> str:
@@ -57,6 +64,8 @@ def terminal_subscriptions(county: str, terminal: str) -> list[str]:
     return [
         topic(county, terminal, SCHEDULE),
         county_schedule(county),
+        topic(county, terminal, LIBRARY),
+        county_library(county),
         topic(county, terminal, CMD),
         topic(county, terminal, RECORD_ACK),
     ]

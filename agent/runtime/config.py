@@ -70,6 +70,53 @@ class ClockConfig:
     max_lkg_step_hours: float = field(default=1.0, metadata={"check": between(0.05, 24 * 31)})
 
 
+def _check_windows(windows: list[str]) -> str | None:
+    from agent.domain.content_plan import check_window
+
+    for text in windows:
+        problem = check_window(text)
+        if problem:
+            return f"{text!r}: {problem}"
+    return None
+
+
+@dataclass
+class ContentConfig:
+    """How course files reach the terminal (manifests, HTTP mirrors, the satellite folder) and
+    how much of the disk they may take."""
+
+    # Files needed by slots this far ahead are fetched (soonest first), plus the library's.
+    horizon_days: float = field(default=7.0, metadata={"check": between(0.1, 60)})
+    # Average download rate cap in kilobits per second (rural lines are shared); None: no cap.
+    max_kbps: float | None = field(default=None, metadata={"check": between(8, 10_000_000)})
+    # Local times when downloading is allowed, e.g. ["00:30-06:00"]; empty: any time.
+    windows: list[str] = field(default_factory=list, metadata={"check": _check_windows})
+    # A file whose slot is nearer than this is fetched outside the windows too.
+    urgent_hours: float = field(default=12.0, metadata={"check": between(0, 24 * 60)})
+    # The content folder's own limit; None: only min_free_mb applies.
+    max_gb: float | None = field(default=None, metadata={"check": between(0.01, 100_000)})
+    # Space always left free on the content folder's filesystem (the store and logs need it).
+    min_free_mb: float = field(default=200.0, metadata={"check": between(0, 1_000_000)})
+    # ``content_missing`` is raised when a slot this near has no verified file.
+    alarm_hours: float = field(default=24.0, metadata={"check": between(0, 24 * 60)})
+    # A download that receives nothing for this long is given up (and retried later).
+    stall_seconds: float = field(default=60.0, metadata={"check": between(2, 3600)})
+    connect_timeout_seconds: float = field(default=20.0, metadata={"check": between(1, 600)})
+    # The county's CA certificate for https mirrors; None: the system's CAs.
+    ca_file: Path | None = None
+    # ``content_fetch_failed`` is raised for a file after this many failed attempts in a row.
+    alarm_after_tries: int = field(default=3, metadata={"check": between(1, 1000)})
+    # Back-off between attempts at one file: doubles from the first to the longest.
+    retry_seconds: float = field(default=60.0, metadata={"check": between(0.1, 86400)})
+    max_retry_seconds: float = field(default=3600.0, metadata={"check": between(1, 7 * 86400)})
+    # Where a satellite datacast receiver writes files; None: no satellite intake.
+    intake_dir: Path | None = None
+    # How often the intake folder is looked at (a file is taken once complete and matching).
+    intake_poll_seconds: float = field(default=30.0, metadata={"check": between(0.1, 86400)})
+    # What is needed is worked out again at least this often (the horizon moves on by itself).
+    replan_seconds: float = field(default=3600.0, metadata={"check": between(0.1, 86400)})
+
+
 @dataclass
 class AgentConfig(StationLayout):
     terminal: str = field(metadata={"check": check_id})
@@ -94,6 +141,7 @@ class AgentConfig(StationLayout):
     vlc: VlcConfig = field(default_factory=VlcConfig)
     playback: PlaybackConfig = field(default_factory=PlaybackConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     mqtt: MqttConfig | None = None
     source: Path = field(default=Path("<config>"), init=False)

@@ -1,5 +1,8 @@
 """The schedule inbox: documents a satellite datacast or a technician leaves in a folder.
 
+Schedules and course manifests share the folder: a document whose top level has ``courses``
+(and no ``items``) is a manifest, anything else is read as a schedule.
+
 The core thread only lists the folder (a few ``stat`` calls). Reading and parsing a document
 from outside happens on the inbox's own worker thread, within the parser's limits, so a hostile
 file can never stall the core; the verdict comes back to the core thread to be applied. Each file
@@ -18,8 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.adapters.manifest_files import parse_untrusted_manifest
 from agent.adapters.schedule_files import read_untrusted
+from agent.domain.document import DEFAULT_LIMITS
+from agent.domain.manifest import ManifestDoc, ManifestRejected, is_manifest
 from agent.domain.schedule import ScheduleDoc, ScheduleRejected
+from agent.runtime.documents import parse_document
 from agent.runtime.files import atomic_write
 
 log = logging.getLogger("agent.runtime.inbox")
@@ -27,7 +34,7 @@ log = logging.getLogger("agent.runtime.inbox")
 SUFFIXES = (".yaml", ".yml", ".json")
 SETTLE_S = 2.0  # a file younger than this may still be being written by the datacast
 
-Parsed = ScheduleDoc | ScheduleRejected
+Parsed = ScheduleDoc | ScheduleRejected | ManifestDoc | ManifestRejected
 Apply = Callable[[bytes, str, Parsed], Any]  # (data, source, parsed) -> ApplyResult, core thread
 Report = Callable[[str, BaseException | None], None]  # (file name, failure or None), core thread
 
@@ -79,7 +86,7 @@ class ScheduleInbox:
                 log.warning("cannot read %s: %s", path, exc)
                 self._call_soon(lambda name=path.name: self._in_flight.discard(name))
                 continue
-            parsed = read_untrusted(data, str(path), timezone=self.timezone)
+            parsed = read_any(data, str(path), self.timezone)
             self._call_soon(
                 lambda p=path, d=data, r=parsed, a=apply, f=report: self._finish(p, d, r, a, f)
             )
@@ -102,6 +109,21 @@ class ScheduleInbox:
             report(path.name, None)
         finally:
             self._in_flight.discard(path.name)
+
+
+def read_any(data: bytes, source: str, timezone: str | None) -> Parsed:
+    """A schedule or a course manifest, told apart by the document's top level; never raises
+    (what cannot be read is the schedule reader's rejection, which says why)."""
+    try:
+        looks_like_manifest = is_manifest(parse_document(data, source, DEFAULT_LIMITS).plain())
+    except Exception:
+        looks_like_manifest = False
+    if looks_like_manifest:
+        try:
+            return parse_untrusted_manifest(data, source)
+        except ManifestRejected as exc:
+            return exc
+    return read_untrusted(data, source, timezone=timezone)
 
 
 def file_document(path: Path, status: str, reasons: list[str]) -> None:

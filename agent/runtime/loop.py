@@ -14,6 +14,7 @@ see; each job is its own module:
     media_gate    media checked off the core thread before the player gets it
     log_limiter   the event log's per-kind rate limit
     schedules     schedule documents applied, reloaded, the inbox glue
+    library       course manifests applied and handed to the core and the content service
     status        the status snapshot's declared type; snapshot assembles it
     shutdown      stopping in order
     host, ports   what the parts share, and what the runtime needs from its adapters
@@ -46,6 +47,7 @@ from agent.runtime.executor import record_message as record_message
 from agent.runtime.host import Listener, SectionFn
 from agent.runtime.housekeeping import Housekeeping
 from agent.runtime.inbox import ScheduleInbox
+from agent.runtime.library import Library
 from agent.runtime.log_limiter import LogLimiter as LogLimiter
 from agent.runtime.media_gate import MediaGate as MediaGate
 from agent.runtime.ports import Clock, Player
@@ -97,6 +99,9 @@ class Runtime:
         held = self.executor.held
         self.jobs = SideJobs(self.executor.execute)
         self.schedule_files = Schedules(self, self.executor, self.jobs)
+        self.library = Library(self, self.executor)
+        self.schedule_files.apply_manifest = self.library.apply
+        self.content: Any = None  # the content service, once started (content_start)
         self.housekeeping = Housekeeping(self, self.executor, self.jobs, self.schedule_files)
         self.loop = CoreLoop(self, self.executor, self.housekeeping)
         # Shown as the runtime's own (tests and the status read them); changed in place only.
@@ -109,6 +114,7 @@ class Runtime:
 
     def open(self) -> None:
         open_runtime(self, self.executor, self.schedule_files)
+        self.library.load()
         self.loop.mark_clock()
 
     def keep_alive(self, every_s: float) -> None:

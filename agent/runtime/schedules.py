@@ -8,9 +8,11 @@ here they are only validated against the version floors, persisted and handed to
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from agent.domain import core as c
+from agent.domain.manifest import ManifestDoc, ManifestRejected
 from agent.domain.schedule import LAYERS, ScheduleRejected
 from agent.runtime.executor import Executor
 from agent.runtime.host import Host
@@ -25,6 +27,8 @@ class Schedules:
         self.executor = executor
         self.jobs = jobs
         self._mtimes: tuple[float, ...] = ()
+        # Course manifests found in the inbox go here (the library's ``apply``), set by the runtime.
+        self.apply_manifest: Callable[..., Any] | None = None
 
     def load_layers(
         self, fresh: dict[str, Any] | None = None
@@ -100,6 +104,7 @@ class Schedules:
         self.remember_files()
         layers, since = self.load_layers({applied.layer: applied} if applied else None)
         self.executor.execute(core.handle(c.ScheduleChanged(layers, since)))
+        self.host.notify("schedules", {k: v.version for k, v in layers.items()})
         log.info("schedules reloaded (%s): %s", why, {k: v.version for k, v in layers.items()})
 
     def apply(self, data: bytes, source: str, layer: str | None = None, parsed: Any = None) -> Any:
@@ -146,6 +151,8 @@ class Schedules:
             self.host.inbox.poll(self._apply_inbox_document, self._inbox_report)
 
     def _apply_inbox_document(self, data: bytes, source: str, parsed: Any) -> Any:
+        if isinstance(parsed, ManifestDoc | ManifestRejected) and self.apply_manifest is not None:
+            return self.apply_manifest(data, source, parsed=parsed)
         return self.apply(data, source, parsed=parsed)
 
     def _inbox_report(self, name: str, failure: BaseException | None) -> None:

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from agent import __version__
+from agent.adapters.manifest_files import parse_untrusted_manifest
 from agent.adapters.mqtt.bridge import CommandResult, ScheduleOutcome
 from agent.adapters.schedule_files import read_untrusted
+from agent.domain.manifest import ManifestRejected
 from agent.domain.outbox import Row
 from agent.domain.records import utc_now_text
 from agent.domain.schedule import ScheduleRejected
@@ -41,6 +43,7 @@ class MemoryBridge:
         self.acks: list[ScheduleOutcome] = []
         self.wake: Callable[[], None] = lambda: None
         self.versions: dict[str, int | None] = {"terminal": None, "county": None}
+        self.library_versions: dict[str, int | None] = {"terminal": None, "county": None}
 
     def attach(self, wake: Callable[[], None], status: Callable[[], dict[str, Any]]) -> None:
         self.wake = wake
@@ -125,26 +128,46 @@ class MemoryBridge:
         self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
     ) -> ScheduleOutcome:
         doc = read_untrusted(data, source)
-        if isinstance(doc, ScheduleRejected):
+        return self._apply(doc, self.versions, layer, retained, build_ack, "schedule")
+
+    def apply_library(
+        self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
+    ) -> ScheduleOutcome:
+        try:
+            doc: Any = parse_untrusted_manifest(data, source)
+        except ManifestRejected as exc:
+            doc = exc
+        return self._apply(doc, self.library_versions, layer, retained, build_ack, "library")
+
+    def _apply(
+        self,
+        doc: Any,
+        versions: dict[str, int | None],
+        layer: str,
+        retained: bool,
+        build_ack: Callable[..., Any],
+        kind: str,
+    ) -> ScheduleOutcome:
+        if isinstance(doc, ScheduleRejected | ManifestRejected):
             out = ScheduleOutcome(
-                layer, doc.version, "rejected", doc.problems, None, self.versions, "unsynced"
+                layer, doc.version, "rejected", doc.problems, None, dict(versions), "unsynced"
             )
         else:
-            prev = self.versions.get(layer)
+            prev = versions.get(layer)
             if prev is not None and doc.version <= prev:
                 out = ScheduleOutcome(
                     layer, doc.version, "stale", ["not newer"], prev, {}, "unsynced"
                 )
                 out.silent = retained
             else:
-                self.versions[layer] = doc.version
+                versions[layer] = doc.version
                 out = ScheduleOutcome(
-                    layer, doc.version, "applied", [], prev, dict(self.versions), "unsynced"
+                    layer, doc.version, "applied", [], prev, dict(versions), "unsynced"
                 )
         self.acks.append(out)
         if not out.silent:
             self.enqueue(
-                "schedule_ack", f"ack:{layer}:{out.version}", "schedule/ack", build_ack(out)
+                f"{kind}_ack", f"{kind}:{layer}:{out.version}", f"{kind}/ack", build_ack(out)
             )
         return out
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.content.conftest import NginxServer, write_random  # noqa: E402
+from agent.testing.nginx import NginxServer, write_random  # noqa: E402
 
 CLIENTS = ("urllib3", "pycurl", "http.client")
 

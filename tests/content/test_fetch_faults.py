@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.adapters.http_fetch import FetchError, fetch_file
-from tests.content.conftest import NginxServer, sha256_of, write_random
+from agent.testing.nginx import NginxServer, sha256_of, write_random
 from tests.content.faultproxy import FaultProxy, Plan
 
 MB = 1024 * 1024

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.adapters.http_fetch import fetch_file
 from agent.adapters.http_fetch.bucket import TokenBucket, kbps_to_bytes
-from tests.content.conftest import NginxServer, sha256_of, write_random
+from agent.testing.nginx import NginxServer, sha256_of, write_random
 
 
 def test_max_kbps_caps_the_rate_within_5_percent(nginx: NginxServer, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from agent.adapters.http_fetch import fetch_file
-from tests.content.conftest import NginxServer, sha256_of, write_random
+from agent.testing.nginx import NginxServer, sha256_of, write_random
 from tests.content.faultproxy import FaultProxy, Plan
 
 MB = 1024 * 1024

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.adapters.http_fetch import FetchError, fetch_file
-from tests.content.conftest import NginxServer, sha256_of, write_random
+from agent.testing.nginx import NginxServer, sha256_of, write_random
 
 
 def test_https_with_the_ca_file_works_and_without_it_is_tls(

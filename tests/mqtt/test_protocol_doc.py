@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from agent.adapters.manifest_files import parse_manifest
 from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.schedule_files import parse_schedule
 from agent.domain import protocol as p
@@ -30,6 +31,9 @@ def test_every_example_passes_the_validators():
         if kind == "schedule":
             parse_schedule(text, "docs example")
             continue
+        if kind == "manifest":
+            parse_manifest(text, "docs example")
+            continue
         assert p.validate(kind, obj) == [], (kind, text[:80])
         if kind == "heartbeat":
             assert len(p.dumps(obj)) < p.HEARTBEAT_BUDGET
@@ -39,6 +43,7 @@ def test_every_message_kind_has_an_example():
     kinds = {k for k, _ in examples()}
     assert set(p.SPECS) <= kinds, set(p.SPECS) - kinds
     assert "schedule" in kinds
+    assert "manifest" in kinds
 
 
 def test_every_topic_is_in_the_table():
@@ -46,6 +51,7 @@ def test_every_topic_is_in_the_table():
     for suffix in t.SUFFIXES:
         assert f"| `{suffix}` |" in table, suffix
     assert "`rde/v1/{county}/all/schedule`" in table
+    assert "`rde/v1/{county}/all/library`" in table
     for name, value in (("PREFIX", t.PREFIX), ("ALL", t.ALL)):
         assert value in DOC, name
 

@@ -39,7 +39,13 @@ from .wire import (
 log = logging.getLogger("agent.adapters.control_socket")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
-LOGGED_COMMANDS = ("play", "stop", "attendance", "reload")  # the ones that change something
+LOGGED_COMMANDS = (
+    "play",
+    "stop",
+    "attendance",
+    "reload",
+    "library_import",
+)  # the ones that change something
 
 
 class RequestHandlers:
@@ -55,6 +61,8 @@ class RequestHandlers:
             "stop": self.stop,
             "attendance": self.attendance,
             "reload": self.reload,
+            "library": self.library,
+            "library_import": self.library_import,
         }
 
     def answer(self, line: bytes, uid: int) -> dict[str, Any]:
@@ -119,7 +127,30 @@ class RequestHandlers:
 
     def _reload_now(self) -> dict[str, int]:
         self.runtime.reload_schedules("stationctl asked")
+        self.runtime.library.load()
         return self.runtime.schedule_versions()
+
+    def library(self, _req: dict[str, Any]) -> dict[str, Any]:
+        """The on-demand courses (id, title, category, files) and the manifests' versions."""
+        from agent.runtime.library_import import library_listing
+
+        data = self._call(lambda: library_listing(self.runtime))
+        return {"ok": True, "message": "library", "data": data}
+
+    def library_import(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Apply the course manifests found in a folder (a USB stick) and have the content
+        service copy the matching files from it; the copying shows in the status."""
+        from agent.runtime.library_import import ImportError_, import_folder
+
+        folder = _opt_str(req, "dir")
+        if not folder:
+            return error(BAD_REQUEST, "library_import needs a folder (dir)")
+        try:
+            data = import_folder(self.runtime, folder, self._call)
+        except ImportError_ as exc:
+            return {"ok": False, "error": exc.code, "message": exc.message, "data": {}}
+        message = f"{len(data['manifests'])} manifest(s) read from {folder}"
+        return {"ok": True, "message": message, "data": data}
 
     def status(self, _req: dict[str, Any]) -> dict[str, Any]:
         snap = self._call(self.runtime.status_snapshot)

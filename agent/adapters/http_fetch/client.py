@@ -76,6 +76,8 @@ def as_fetch_error(exc: BaseException, url: str) -> FetchError:
     text = str(cause) or type(cause).__name__
     if isinstance(cause, Urllib3SSLError | ssl.SSLError) or _caused_by_ssl(cause):
         return FetchError("tls", text, url)
+    if isinstance(cause, NewConnectionError):  # a subclass of ConnectTimeoutError in 1.26
+        return FetchError("network", f"cannot connect: {text}", url)
     if isinstance(cause, ConnectTimeoutError):
         return FetchError("network", f"connect timed out: {text}", url)
     if isinstance(cause, ReadTimeoutError | socket.timeout | TimeoutError):

@@ -183,32 +183,44 @@ class RuntimeBridge:
         """
         schedules: ScheduleFiles = self.runtime.schedules
         parsed = schedules.read(data, source)
-        return self.call(lambda: self._apply(data, layer, source, retained, build_ack, parsed))
+        return self.call(
+            lambda: self._apply(SCHEDULE_DOCS, data, layer, source, retained, build_ack, parsed)
+        )
+
+    def apply_library(
+        self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
+    ) -> ScheduleOutcome:
+        """A course manifest, read and answered exactly like a schedule (``library/ack``)."""
+        parsed = self.runtime.library.read(data, source)
+        return self.call(
+            lambda: self._apply(LIBRARY_DOCS, data, layer, source, retained, build_ack, parsed)
+        )
 
     def _apply(
         self,
+        docs: DocKind,
         data: bytes,
         layer: str,
         source: str,
         retained: bool,
         build_ack: Callable[..., Any],
-        parsed: ScheduleDoc | ScheduleRejected,
+        parsed: Any,
     ) -> ScheduleOutcome:
         store = self._store()
-        current = _same_as_applied(self.runtime, parsed, layer) if retained else None
+        current = docs.same_as_applied(self.runtime, parsed, layer) if retained else None
         if current is not None:
             # The retained document we already run, re-delivered on every connect: it *is* the
             # applied version. Say so (once), never apply it again, log nothing.
             res = ApplyResult(layer, current, "applied", [], current)
         else:
-            res = self.runtime.apply_schedule(data, source, layer, parsed=parsed)
+            res = docs.apply(self.runtime, data, source, layer, parsed)
         applied: dict[str, int | None] = {k: None for k in ("terminal", "county")}
-        applied.update(self.runtime.schedule_versions())
+        applied.update(docs.versions(self.runtime))
         status, reasons = res.status, list(res.reasons)
         outcome = ScheduleOutcome(
             res.layer, res.version, status, reasons, res.previous_version, applied, self._clock()
         )
-        key = ACK_KEY.format(layer=layer)
+        key = docs.ack_key.format(layer=layer)
         said = f"{res.version}:{status}"
         if retained and store.get(key) == said:
             outcome.silent = True
@@ -216,9 +228,9 @@ class RuntimeBridge:
         payload = build_ack(outcome)
         with store.transaction() as conn:
             store.enqueue(
-                "schedule_ack",
-                f"schedule_ack:{layer}:{_version_id(res.version)}:{status}",
-                "schedule/ack",
+                docs.ack_kind,
+                f"{docs.ack_kind}:{layer}:{_version_id(res.version)}:{status}",
+                docs.ack_topic,
                 payload,
                 retain=True,
                 conn=conn,
@@ -297,6 +309,56 @@ class RuntimeBridge:
 
         versions = self.call(run)
         return CommandResult(True, "schedules reloaded", {"schedule_versions": versions})
+
+
+@dataclass(frozen=True)
+class DocKind:
+    """How one kind of layered document (schedule, course manifest) is applied and answered."""
+
+    apply: Callable[[Any, bytes, str, str, Any], ApplyResult]
+    versions: Callable[[Any], dict[str, int]]
+    same_as_applied: Callable[[Any, Any, str], int | None]
+    ack_kind: str
+    ack_topic: str
+    ack_key: str
+
+
+def _same_manifest_as_applied(runtime: Any, incoming: Any, layer: str) -> int | None:
+    """Like ``_same_as_applied`` for a course manifest (read back from its stored file)."""
+    from agent.domain.manifest import ManifestDoc, ManifestRejected
+
+    if not isinstance(incoming, ManifestDoc):
+        return None
+    try:
+        current = runtime.library.files.load(layer)
+    except ManifestRejected:
+        return None
+    if current is None or incoming.version != current.version:
+        return None
+    as_stored = {**incoming.to_json(), "layer": layer}
+    return current.version if as_stored == current.to_json() else None
+
+
+SCHEDULE_DOCS = DocKind(
+    apply=lambda rt, data, source, layer, parsed: rt.apply_schedule(
+        data, source, layer, parsed=parsed
+    ),
+    versions=lambda rt: rt.schedule_versions(),
+    same_as_applied=lambda rt, parsed, layer: _same_as_applied(rt, parsed, layer),
+    ack_kind="schedule_ack",
+    ack_topic="schedule/ack",
+    ack_key=ACK_KEY,
+)
+LIBRARY_DOCS = DocKind(
+    apply=lambda rt, data, source, layer, parsed: rt.library.apply(
+        data, source, layer, parsed=parsed
+    ),
+    versions=lambda rt: rt.library.versions(),
+    same_as_applied=_same_manifest_as_applied,
+    ack_kind="library_ack",
+    ack_topic="library/ack",
+    ack_key="mqtt.library_ack.{layer}",
+)
 
 
 def _reply_result(actions: list[Any]) -> CommandResult:

@@ -51,6 +51,8 @@ class Receiver:
             return
         if parsed.suffix == t.SCHEDULE and parsed.terminal in (conn.terminal, t.ALL):
             self._on_schedule(name, parsed.terminal, payload, retained)
+        elif parsed.suffix == t.LIBRARY and parsed.terminal in (conn.terminal, t.ALL):
+            self._on_library(name, parsed.terminal, payload, retained)
         elif parsed.terminal != conn.terminal:
             log.warning("message for another terminal on %r ignored", name)
         elif parsed.suffix == t.CMD:
@@ -74,6 +76,18 @@ class Receiver:
             level = logging.INFO if out.status == "applied" else logging.WARNING
             version = "without a valid version" if out.version is None else f"v{out.version}"
             log.log(level, "schedule %s %s: %s %s", layer, version, out.status, out.reasons[:3])
+
+    def _on_library(self, name: str, terminal: str, payload: bytes, retained: bool) -> None:
+        if not payload:
+            return  # a retained manifest being cleared: keep the library we have
+        layer = "county" if terminal == t.ALL else "terminal"
+        out = self.bridge.apply_library(payload, layer, f"mqtt:{name}", retained, self.schedule_ack)
+        self.conn.clock = out.clock
+        self.policy.wake()  # the ack is in the outbox now
+        if not out.silent:
+            level = logging.INFO if out.status == "applied" else logging.WARNING
+            version = "without a valid version" if out.version is None else f"v{out.version}"
+            log.log(level, "manifest %s %s: %s %s", layer, version, out.status, out.reasons[:3])
 
     def _on_record_ack(self, name: str, payload: bytes) -> None:
         try:
@@ -103,8 +117,8 @@ class Receiver:
         client.subscribe(name, 1)
 
     def schedule_ack(self, out: Any) -> dict[str, Any]:
-        """The ``schedule/ack`` payload for the bridge's outcome ``out`` (built on the core's
-        side, queued in the outbox with the schedule's result)."""
+        """The ``schedule/ack`` (or ``library/ack``: the same fields) payload for the bridge's
+        outcome ``out`` (built on the core's side, queued in the outbox with the result)."""
         conn = self.conn
         return p.schedule_ack(
             ts=utc_now_text(),

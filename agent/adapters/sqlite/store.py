@@ -137,6 +137,14 @@ class Store(Database):
         )
         return {cid: float(d) for cid, d in rows}
 
+    def last_played(self) -> dict[str, str]:
+        """Each media's latest start (UTC text): the content folder evicts the file played
+        longest ago first when it needs room."""
+        rows = self.db.execute(
+            "SELECT media, MAX(started_at) FROM records WHERE started_at IS NOT NULL GROUP BY media"
+        )
+        return {media: started for media, started in rows}
+
     def occurrence_history(self, since: str) -> list[tuple[str, str | None, str, float]]:
         """(occurrence_key, outcome, record_id, position) of planned records from ``since``
         (UTC text) on, oldest first: what the planner needs to resume or mark missed."""

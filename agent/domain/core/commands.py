@@ -16,14 +16,15 @@ from agent.domain.schedule import Course, check_media, is_url
 
 
 def find_course(core: CoreState, course_id: str) -> Course | None:
-    """The course with this id, the terminal's layer first."""
+    """The course with this id: the schedule's (the terminal's layer first), else the
+    on-demand library's."""
     for layer in ("terminal", "county"):
         doc = core.layers.get(layer)
         if doc is not None:
             course = doc.course(course_id)
             if course is not None:
                 return course
-    return None
+    return core.library.get(course_id)
 
 
 def _course_for(core: CoreState, cmd: PlayCommand, out: list[Action]) -> Course | None:
@@ -35,7 +36,7 @@ def _course_for(core: CoreState, cmd: PlayCommand, out: list[Action]) -> Course 
             out.append(
                 Reply(
                     False,
-                    f"no course {cmd.course_id!r} in the schedule",
+                    f"no course {cmd.course_id!r} in the schedule or the library",
                     {"error": "unknown_course"},
                 )
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.domain.schedule import ScheduleDoc
+from agent.domain.schedule import Course, ScheduleDoc
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,14 @@ class ScheduleChanged:
 
     layers: dict[str, ScheduleDoc]
     since: dict[str, float]  # layer -> wall time it was applied
+
+
+@dataclass(frozen=True)
+class LibraryChanged:
+    """The on-demand library changed (a course manifest was applied): course id -> the course
+    as a play request opens it (its first file)."""
+
+    courses: dict[str, Course]
 
 
 @dataclass(frozen=True)

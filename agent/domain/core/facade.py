@@ -16,6 +16,7 @@ from agent.domain.core.events import (
     AttendanceSet,
     ClockJump,
     ClockSync,
+    LibraryChanged,
     MediaRejected,
     PlayCommand,
     PlayerHung,
@@ -63,6 +64,8 @@ class Core(CoreState):
                 self.cached_plan = None
                 self.drop_preroll(out)
                 self._tick(out)
+            case LibraryChanged():
+                self.library = dict(event.courses)
             case PlayCommand():
                 commands.play_command(self, event, out)
             case StopCommand():
@@ -116,7 +119,8 @@ class Core(CoreState):
         }
 
     def find_course(self, course_id: str) -> Course | None:
-        """The course with this id in the schedule, the terminal's layer first."""
+        """The course with this id: the schedule's, the terminal's layer first, else the
+        library's."""
         return commands.find_course(self, course_id)
 
     def _tick(self, out: list[Action]) -> None:

@@ -15,7 +15,7 @@ from agent.domain.core.actions import Action, Stop
 from agent.domain.core.session import History, Session
 from agent.domain.core.settings import CoreSettings
 from agent.domain.planner import Plan
-from agent.domain.schedule import ScheduleDoc
+from agent.domain.schedule import Course, ScheduleDoc
 
 
 def uuid_text() -> str:
@@ -50,6 +50,7 @@ class CoreState:
         self.clock = clock
         self.new_id = new_id
         self.layers = dict(layers)
+        self.library: dict[str, Course] = {}  # on-demand courses from the manifests
         self.since = dict(since)
         self.history = dict(history)
         self.durations = dict(durations or {})  # course id -> media length learned from plays
