@@ -142,9 +142,17 @@ SESSION = {
     "media_problem": OPT_STR,
     "now_playing": bool,
     "cut_by": OPT_STR,
+    "readiness": (dict, None),
+    "readiness_label": str,
 }
 
-SCHEDULE = {"versions": dict, "days": NUM, "sessions": [SESSION], "problems": [str]}
+SCHEDULE = {
+    "versions": dict,
+    "days": NUM,
+    "sessions": [SESSION],
+    "problems": [str],
+    "readiness_known": bool,
+}
 
 CHECK = {
     "ok": bool,

@@ -5,6 +5,7 @@
     countyctl collect --db FILE [--county C]          (runs until Ctrl-C)
     countyctl collect --db FILE --export OUT.csv      (export and exit)
     countyctl cmd T status|play|stop|reload|ping --county C [--course ID] [--arg k=v ...]
+    countyctl content --county C [--hours 24] [--wait 3] [--json]
 
 Broker options (``--host``, ``--port``, ``--protocol``, TLS, credentials) are the agent's own.
 Exit status: 0 done, 1 a terminal refused or did not answer, 2 bad input or no broker.
@@ -25,6 +26,7 @@ from pathlib import Path
 from agent.cli.county.client import CountyClient, ToolError, add_broker_args, broker_config
 from agent.cli.county.cmd import parse_args_kv, send_command
 from agent.cli.county.collector import Collector, CollectorDb
+from agent.cli.county.content import gather, render
 from agent.cli.county.push import push_schedule
 from agent.cli.county.watch import Fleet, watch_filters
 from agent.domain import protocol as p
@@ -68,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--id", default=None, help="the command id (default: a new one)")
     sm.add_argument("--wait", type=float, default=20.0)
     add_broker_args(sm)
+
+    sn = sub.add_parser("content", help="course files each terminal still lacks, per slot")
+    sn.add_argument("--county", required=True)
+    sn.add_argument(
+        "--hours", type=float, default=24.0, help="exit 1 if a slot this near lacks its file"
+    )
+    sn.add_argument("--wait", type=float, default=3.0, help="seconds to gather retained statuses")
+    sn.add_argument("--json", action="store_true")
+    add_broker_args(sn)
 
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -193,4 +204,37 @@ def cmd_cmd(args: argparse.Namespace) -> int:
     return 0 if reply.get("status") == "ok" else 1
 
 
-COMMANDS = {"push-schedule": cmd_push, "watch": cmd_watch, "collect": cmd_collect, "cmd": cmd_cmd}
+def cmd_content(args: argparse.Namespace) -> int:
+    if args.hours < 0 or args.wait <= 0:
+        raise ToolError("--hours must be 0 or more and --wait more than 0")
+    cc = CountyClient(
+        broker_config(args), args.client_id or f"countyctl-content-{time.time_ns() % 10**9}"
+    )
+    cc.connect()
+    try:
+        views = gather(cc, args.county, args.wait)
+    finally:
+        cc.close()
+    now = time.time()
+    if args.json:
+        rows = [views[k].to_json(now, args.hours) for k in sorted(views)]
+        print(
+            json.dumps(
+                {"county": args.county, "hours": args.hours, "terminals": rows},
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+    else:
+        print("\n".join(render(views, args.county, now, args.hours)))
+    late = [v for v in views.values() if v.late(now, args.hours)]
+    return 1 if late or not views else 0
+
+
+COMMANDS = {
+    "push-schedule": cmd_push,
+    "watch": cmd_watch,
+    "collect": cmd_collect,
+    "cmd": cmd_cmd,
+    "content": cmd_content,
+}

@@ -77,6 +77,15 @@ class CountySide:
     def _collect(self) -> None:
         self.collector.run(self.stop_flag)
 
+    def publish_library(self, data: bytes) -> None:
+        """Publish the county's course manifest, retained, as ``countyctl push-library`` does."""
+        cc = CountyClient(self.cfg.mqtt, f"county-demo-library-{time.time_ns() % 10**9}")
+        cc.connect()
+        try:
+            cc.publish(t.county_library(self.cfg.county), data, qos=1, retain=True)
+        finally:
+            cc.close()
+
     def _watch(self) -> None:
         cc = CountyClient(self.cfg.mqtt, f"county-demo-watch-{time.time_ns() % 10**9}")
         try:

@@ -1,30 +1,56 @@
-"""``countyctl push-schedule``: validate locally, publish retained, collect the terminals' acks.
+"""``countyctl push-schedule`` and ``push-library``: validate locally, publish retained, collect
+the terminals' acks.
 
-The document is checked with the agent's own parser first, so a malformed schedule never leaves
-the county. Terminal layer: ``rde/v1/{county}/{terminal}/schedule``; without ``--terminal`` the
-county layer, ``rde/v1/{county}/all/schedule``, and the terminals expected to answer are those
-named with ``--expect`` plus every terminal whose retained state is "online".
+The document is checked with the agent's own parser first, so a malformed schedule or course
+manifest never leaves the county. Terminal layer: ``rde/v1/{county}/{terminal}/schedule`` (or
+``.../library``); without ``--terminal`` the county layer, ``rde/v1/{county}/all/schedule`` (or
+``.../all/library``), and the terminals expected to answer are those named with ``--expect`` plus
+every terminal whose retained state is "online".
 """
 
 from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.adapters.manifest_files import parse_manifest
 from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.schedule_files import parse_schedule
 from agent.cli.county.client import CountyClient, ToolError
 from agent.domain import protocol as p
 from agent.domain import topics as t
+from agent.domain.manifest import ManifestRejected
 from agent.domain.schedule import ScheduleRejected
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """One kind of layered document: how it is checked, where it goes, how it is answered."""
+
+    name: str  # "schedule" | "course manifest"
+    parse: Callable[[bytes, str], Any]
+    rejected: type[Exception]
+    suffix: str
+    ack_suffix: str
+    ack_kind: str
+
+
+SCHEDULE = Pushed(
+    "schedule", parse_schedule, ScheduleRejected, t.SCHEDULE, t.SCHEDULE_ACK, "schedule_ack"
+)
+LIBRARY = Pushed(
+    "course manifest", parse_manifest, ManifestRejected, t.LIBRARY, t.LIBRARY_ACK, "library_ack"
+)
 
 
 @dataclass
 class PushResult:
     layer: str
     version: int
+    kind: Pushed = SCHEDULE
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # terminal -> ack
     expected: set[str] = field(default_factory=set)
 
@@ -36,7 +62,7 @@ class PushResult:
         return not self.silent and all(a["status"] == "applied" for a in self.answers.values())
 
     def lines(self) -> list[str]:
-        out = [f"schedule {self.layer} layer v{self.version}:"]
+        out = [f"{self.kind.name} {self.layer} layer v{self.version}:"]
         for term in sorted(self.answers):
             a = self.answers[term]
             line = f"  {term}: {a['status']}"
@@ -50,12 +76,13 @@ class PushResult:
         return out
 
 
-def check_document(data: bytes, county: str, terminal: str | None) -> Any:
+def check_document(data: bytes, county: str, terminal: str | None, kind: Pushed = SCHEDULE) -> Any:
     """The agent's own validation plus the layer rules; raises ToolError with every problem."""
     try:
-        doc = parse_schedule(data, "schedule")
-    except ScheduleRejected as exc:
-        raise ToolError("the schedule is not valid:\n" + "\n".join(exc.problems)) from None
+        doc = kind.parse(data, kind.name)
+    except kind.rejected as exc:
+        problems = getattr(exc, "problems", [str(exc)])
+        raise ToolError(f"the {kind.name} is not valid:\n" + "\n".join(problems)) from None
     problems = []
     layer = "terminal" if terminal else "county"
     if doc.layer is not None and doc.layer != layer:
@@ -65,11 +92,11 @@ def check_document(data: bytes, county: str, terminal: str | None) -> Any:
     if terminal and doc.terminal is not None and doc.terminal != terminal:
         problems.append(f"the document is for terminal {doc.terminal!r}, not {terminal!r}")
     if not terminal and doc.terminal is not None:
-        problems.append("a county-layer schedule must not name a terminal (use --terminal)")
+        problems.append(f"a county-layer {kind.name} must not name a terminal (use --terminal)")
     if len(data) > p.MAX_SCHEDULE_BYTES:
         problems.append(f"the document is larger than {p.MAX_SCHEDULE_BYTES} bytes")
     if problems:
-        raise ToolError("the schedule cannot be pushed:\n" + "\n".join(problems))
+        raise ToolError(f"the {kind.name} cannot be pushed:\n" + "\n".join(problems))
     return doc
 
 
@@ -82,17 +109,18 @@ def push_schedule(
     expect: list[str] | None = None,
     wait: float = 30.0,
     client_id: str | None = None,
+    kind: Pushed = SCHEDULE,
 ) -> PushResult:
-    doc = check_document(data, county, terminal)
+    doc = check_document(data, county, terminal, kind)
     layer = "terminal" if terminal else "county"
-    result = PushResult(layer, doc.version, expected=set(expect or []))
+    result = PushResult(layer, doc.version, kind, expected=set(expect or []))
     if terminal:
         result.expected.add(terminal)
     cc = CountyClient(m, client_id or f"countyctl-push-{time.time_ns() % 10**9}")
     cc.connect()
     try:
         who = terminal or "+"
-        cc.subscribe([t.topic(county, who, t.SCHEDULE_ACK), t.topic(county, who, t.STATE)])
+        cc.subscribe([t.topic(county, who, kind.ack_suffix), t.topic(county, who, t.STATE)])
         # Retained states arrive right after the subscription: who is online now.
         settle = time.monotonic() + 0.5
         pending: list[Any] = []
@@ -101,7 +129,7 @@ def push_schedule(
                 pending.append(cc.messages.get(timeout=0.05))
             except queue.Empty:
                 pass
-        target = t.topic(county, terminal, t.SCHEDULE) if terminal else t.county_schedule(county)
+        target = t.topic(county, terminal or t.ALL, kind.suffix)
         # Only acks for this version count; older retained ones are ignored below.
         for msg in pending:
             _take(msg, result, county, terminal, expect_online=True)
@@ -136,7 +164,7 @@ def _take(
         if expect_online and isinstance(obj, dict) and obj.get("state") == "online":
             result.expected.add(parsed.terminal)
         return
-    if parsed.suffix != t.SCHEDULE_ACK or p.validate("schedule_ack", obj):
+    if parsed.suffix != result.kind.ack_suffix or p.validate(result.kind.ack_kind, obj):
         return
     if obj["layer"] == result.layer and obj["version"] == result.version:
         result.answers[parsed.terminal] = obj

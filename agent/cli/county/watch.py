@@ -165,9 +165,16 @@ def describe(topic: str, payload: bytes) -> str | None:
             if playing
             else "idle"
         )
+        content = obj.get("content") or {}
+        ready = (
+            f", content {content.get('ready')}/{content.get('needed')} ready"
+            f" ({content.get('bytes_left', 0) / 1e6:.1f} MB left)"
+            if isinstance(content, dict) and content.get("needed")
+            else ""
+        )
         return (
             f"{who} heartbeat #{obj.get('seq')}: {what}, schedules {obj.get('schedule_versions')},"
-            f" outbox {obj.get('outbox')}, {len(payload)} B"
+            f" outbox {obj.get('outbox')}{ready}, {len(payload)} B"
         )
     if s == t.STATUS:
         return (
@@ -185,11 +192,14 @@ def describe(topic: str, payload: bytes) -> str | None:
     if s == t.SCHEDULE:
         layer = "county" if who == t.ALL else "terminal"
         return f"schedule ({layer} layer) v{obj.get('version')} for {who}"
-    if s == t.SCHEDULE_ACK:
+    if s == t.LIBRARY:
+        layer = "county" if who == t.ALL else "terminal"
+        count = len(obj.get("courses") or [])
+        return f"course manifest ({layer} layer) v{obj.get('version')} for {who}: {count} course(s)"
+    if s in (t.SCHEDULE_ACK, t.LIBRARY_ACK):
         reasons = "; ".join(obj.get("reasons") or [])[:200]
-        return (
-            f"{who} schedule/ack: {obj.get('layer')} v{obj.get('version')} {obj.get('status')}"
-            + (f" ({reasons})" if reasons else "")
+        return f"{who} {s}: {obj.get('layer')} v{obj.get('version')} {obj.get('status')}" + (
+            f" ({reasons})" if reasons else ""
         )
     if s == t.EVENT:
         return f"{who} event: {obj.get('name')} {obj.get('state')} ({obj.get('severity')})"

@@ -26,13 +26,24 @@ from agent.cli.stationctl.common import (
 # The agent's default (agent.runtime.config.DEFAULT_CONFIG_PATH), spelled out to keep startup light.
 DEFAULT_CONFIG_PATH = "/etc/station-agent/agent.yaml"
 
-COMMANDS = ("status", "logs", "records", "schedule", "play", "stop", "attendance", "check")
+COMMANDS = (
+    "status",
+    "logs",
+    "records",
+    "schedule",
+    "library",
+    "play",
+    "stop",
+    "attendance",
+    "check",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from agent.cli.stationctl import (
         actions_cmd,
         check_cmd,
+        library_cmd,
         logs_cmd,
         records_cmd,
         schedule_cmd,
@@ -52,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs_cmd.add_parser(sub)
     records_cmd.add_parser(sub)
     schedule_cmd.add_parser(sub)
+    library_cmd.add_parser(sub)
     actions_cmd.add_parsers(sub)
     check_cmd.add_parser(sub)
     return ap

@@ -116,6 +116,21 @@ ALARMS = {
         N_("The county schedule file is damaged"),
         N_("The station asks the county for it again; check the network."),
     ),
+    "content_missing": (
+        N_("A course video needed soon is not on the station yet"),
+        N_(
+            "See 'stationctl schedule'; check the network, or copy the videos from a USB stick: "
+            "stationctl library import DIR"
+        ),
+    ),
+    "content_fetch_failed": (
+        N_("Course videos keep failing to download"),
+        N_("Check the network; if it stays, call the county technician."),
+    ),
+    "content_no_space": (
+        N_("Not enough storage space for the course videos"),
+        N_("Ask the county technician which old videos can be removed."),
+    ),
 }
 
 EVENT_KINDS = {
@@ -139,6 +154,12 @@ EVENT_KINDS = {
     "schedule_applied": N_("schedule applied"),
     "schedule_stale": N_("schedule too old"),
     "schedule_rejected": N_("schedule rejected"),
+    "manifest_applied": N_("course list applied"),
+    "manifest_stale": N_("course list too old"),
+    "manifest_rejected": N_("course list rejected"),
+    "content_fetched": N_("video downloaded"),
+    "content_received": N_("video received"),
+    "content_evicted": N_("video removed for space"),
     "alarm": N_("alarm"),
     "link_summary": N_("link summary"),
     "attendance": N_("attendance"),

@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.cli.i18n import _, fit, local_with_weekday, ngettext, table
 from agent.cli.stationctl.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CtlError, Ctx, add_common
+from agent.cli.stationctl.content_view import ContentIndex, agent_status, label
 from agent.domain.records import utc_text
 
 # Media states: ready (present, and its sha256 matches when the schedule gives one), present
@@ -161,6 +162,8 @@ def upcoming_cmd(ctx: Ctx) -> int:
     if ctx.args.days <= 0 or ctx.args.days > 366:
         raise CtlError(_("--days must be between 0 and 366"), EXIT_USAGE)
     result = sessions_ahead(ctx, ctx.args.days, verify=not ctx.args.no_verify)
+    known = with_readiness(result["sessions"], agent_status(ctx.cfg.socket_path))
+    result["readiness_known"] = known
     if ctx.json:
         ctx.print_json(result)
         return EXIT_OK
@@ -193,7 +196,7 @@ def upcoming_cmd(ctx: Ctx) -> int:
     rows = []
     for r in result["sessions"]:
         when = local_with_weekday(_ts(r["start"]), ctx.tz) + "-" + r["local_end"][11:16]
-        media = media_label(r["media_status"])
+        media = r["readiness_label"]
         if r["now_playing"]:
             when = "▶ " + when
         rows.append([when, fit(r["course_id"], 16), fit(r["title"], 28), media])
@@ -216,7 +219,7 @@ def upcoming_cmd(ctx: Ctx) -> int:
             ctx.print(
                 "  "
                 + _("{title}: {media} is {state}").format(
-                    title=r["title"], media=r["media"], state=media_label(r["media_status"])
+                    title=r["title"], media=r["media"], state=r["readiness_label"]
                 )
             )
         ctx.print(
@@ -225,7 +228,23 @@ def upcoming_cmd(ctx: Ctx) -> int:
                 "Copy the files into {folder}, or ask the county technician to send them again."
             ).format(folder=ctx.cfg.content_dir)
         )
+    if not known:
+        ctx.print()
+        ctx.print(_("The agent is not running: download readiness is unknown."))
     return EXIT_OK
+
+
+def with_readiness(rows: list[dict[str, Any]], status: dict[str, Any] | None) -> bool:
+    """Add each session's download state (``readiness``, ``readiness_label``) from the agent's
+    status, by media path; a file found on disk is ready whatever the agent last said.
+    Returns whether the agent told its content state."""
+    index = ContentIndex.from_status(status)
+    for r in rows:
+        fetch = None if r["media_status"] == "url" else index.file(r["media"])
+        r["readiness"] = fetch.to_dict() if fetch else None
+        on_disk = r["media_status"] in MEDIA_OK or fetch is None or fetch.state == "unknown"
+        r["readiness_label"] = media_label(r["media_status"]) if on_disk else label(fetch)
+    return index.known
 
 
 def media_label(state: str) -> str:
