@@ -1,9 +1,12 @@
-"""Demo driver (called by scripts/demo): prepares media and a schedule, runs the agent, shows records."""
+"""Demo driver (called by scripts/demo): a county content server (private nginx) with the course
+media, a course manifest and a schedule from the county, the agent fetching the courses and then
+playing them; shows the records at the end."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -19,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from agent.cli.county.demo import CountySide, with_private_broker  # noqa: E402
 from agent.runtime.config import load_config  # noqa: E402
 from agent.testing.media import write_wav  # noqa: E402
+from agent.testing.nginx import NginxServer  # noqa: E402
 
 
 def main() -> int:
@@ -29,11 +33,48 @@ def main() -> int:
     cfg = load_config(args.config)
     tz = ZoneInfo(cfg.timezone)
 
-    write_wav(cfg.content_dir / "courses" / "party-history-01.wav", 8, tone_hz=440)
-    write_wav(cfg.content_dir / "courses" / "farming-tech-02.wav", 6, tone_hz=660)
-    now = dt.datetime.now(tz).replace(microsecond=0)
-    first, second = now + dt.timedelta(seconds=10), now + dt.timedelta(seconds=25)
+    # The county's content server: the course media on a private nginx, never in the terminal's
+    # content folder; the terminal fetches them through its content pipeline.
+    demo_dir = cfg.state_dir.parent
+    www = demo_dir / "county-www"
+    courses = {
+        "PH-01": (
+            "courses/party-history-01.wav",
+            "党史学习 第一讲",
+            "Party history, lecture 1",
+            8,
+            440,
+        ),
+        "FT-02": ("courses/farming-tech-02.wav", "农业技术 第二讲", "Farming techniques 2", 6, 660),
+    }
+    for path, _title, _en, seconds, tone in courses.values():
+        write_wav(www / path, seconds, tone_hz=tone)
+        (cfg.content_dir / path).unlink(missing_ok=True)  # fetched afresh every run
+    nginx = NginxServer(demo_dir / "nginx", root=www).start()
+    print(f"demo: county content server (nginx) on 127.0.0.1:{nginx.port} serving {www}")
     version = int(time.time())
+    manifest = {
+        "version": version,
+        "courses": [
+            {
+                "id": cid,
+                "title": title,
+                "title_en": title_en,
+                "category": "党史" if cid.startswith("PH") else "农业技术",
+                "files": [
+                    {
+                        "path": path,
+                        "size": (www / path).stat().st_size,
+                        "sha256": hashlib.sha256((www / path).read_bytes()).hexdigest(),
+                        "sources": [nginx.url(path)],
+                    }
+                ],
+            }
+            for cid, (path, title, title_en, _s, _t) in courses.items()
+        ],
+    }
+    now = dt.datetime.now(tz).replace(microsecond=0)
+    first, second = now + dt.timedelta(seconds=25), now + dt.timedelta(seconds=40)
     schedule = {
         "version": version,
         "timezone": cfg.timezone,
@@ -84,6 +125,8 @@ def main() -> int:
     # view (state, heartbeats, records, acks) is printed beside the agent's log as [county] lines.
     config_path, broker = with_private_broker(Path(args.config), cfg)
     county = CountySide(load_config(config_path), cfg.state_dir.parent / "county.db").start()
+    county.publish_library(json.dumps(manifest, ensure_ascii=False).encode())
+    print(f"demo: course manifest v{version} published for the county ({len(courses)} courses)")
     duration = ["--duration", str(args.duration)] if args.duration else []
     agent = subprocess.Popen(
         [sys.executable, "-m", "agent", "-c", str(config_path), *duration], cwd=ROOT
@@ -97,6 +140,7 @@ def main() -> int:
         county.stop()
         if broker is not None:
             broker.stop()
+        nginx.stop()
     print("\ndemo: viewing records in the local store:")
     subprocess.run(
         [sys.executable, "-m", "agent.cli.stationctl", "-c", args.config, "records"], cwd=ROOT
