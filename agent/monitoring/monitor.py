@@ -1,11 +1,21 @@
-"""The probe runner: probes on their intervals, on a small worker pool, each with a deadline.
+"""The probe runner: probes on their intervals, each with a deadline, waking only for work.
 
 Threads: one scheduler thread ("probe-monitor") that owns all state (latest samples, link window,
-alarm judge, runner counters, summary builder) and calls ``emit``; ``cfg.workers`` worker
-threads that only call ``probe.collect(deadline)``. A probe that overruns its deadline is reported
-as failed at the deadline, its worker is written off and replaced (up to a cap), and that probe is
-not started again until the stuck call returns; so one hung probe costs one thread, never the
-others' turns, and never the caller's.
+alarm judge, runner counters, summary builder) and calls ``emit``; up to ``cfg.workers`` worker
+threads (``agent.monitoring.pool``) that only call ``probe.collect(deadline)`` for the probes that
+can block. A probe that overruns its deadline is reported as failed at the deadline, its worker is
+written off and replaced (up to a cap), and that probe is not started again until the stuck call
+returns; so one hung probe costs one thread, never the others' turns, and never the caller's.
+
+An idle box should not wake for nothing, so the scheduler sleeps until its next real deadline,
+runs the quick probes (``Cadence.quick``: a few reads of kernel files) on its own thread instead
+of handing each to a worker and waiting for the result, and takes every probe turn that falls due
+within ``ALIGN_S`` (or 5 % of the probe's interval, if less) in the same wake-up; a cycle about to
+leave the link window is dropped in that wake-up too (within 1 % of the window). A quick probe
+that takes longer than its timeout on the monitor thread runs on a worker from then on. The
+other probes of a turn go to the pool together: one worker runs them in order while they are
+quick, another joins as soon as one is slow, and the monitor is woken once, when the turn's jobs
+are all done (so a result may wait for the turn's slowest probe, at most its timeout).
 
 Other threads (the core's heartbeat and status) never touch the scheduler's state: after each
 change it publishes a frozen ``MonitorView``, and ``summary()``, ``snapshot()`` and ``latest()``
@@ -37,6 +47,7 @@ from agent.adapters.kernel_clock import SystemClock
 from agent.domain.clockrules import Clock
 from agent.domain.linkstats import LinkWindow, SummaryBuilder, WindowStats
 from agent.monitoring.judge import AlarmJudge
+from agent.monitoring.pool import Job, WorkerPool, measure
 from agent.monitoring.probes import Probe, ProbesConfig, Roots, build_probes
 from agent.monitoring.probes.base import RunContext, Sample
 from agent.monitoring.probes.registry import REGISTRY, ProbeSpec
@@ -46,24 +57,13 @@ log = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], None]
 DEADLINE_GRACE = 0.25  # seconds past a probe's deadline before the monitor writes it off
 MAX_WRITTEN_OFF = 8  # replacement workers for hung calls, at most, over the monitor's life
-
-
-@dataclass
-class _Job:
-    probe: Probe
-    started: float
-    deadline: float
-    written_off: bool = False
-    thread: threading.Thread | None = None
-    done: bool = False
-
-
-class _Stop:
-    pass
+ALIGN_S = 2.0  # a turn due this soon after a wake-up is taken in it (at most 5 % of the interval)
+WINDOW_EARLY = 0.01  # a cycle this close to leaving the link window (share of it) goes at once
 
 
 class _Wake:
-    """Put on the results queue to wake the scheduler before its next due time (``stop``)."""
+    """Put on the wake-up queue to wake the scheduler before its next due time: ``stop``, or
+    the worker pool when a turn's jobs are done."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,6 @@ class MonitorView:
     written_off: int
 
 
-_STOP = _Stop()
 _WAKE = _Wake()
 
 
@@ -119,19 +118,18 @@ class Monitor:
             self._judge.restore(name, raised_at)
         self._window = LinkWindow(cfg.window_minutes * 60.0)
         self.run_context = RunContext(shutdown_marker=shutdown_marker)
-        self._lock = threading.Lock()
         self._latest: dict[str, Sample] = {}
         self._stats: dict[str, dict[str, int]] = {
             p.name: {"runs": 0, "timeouts": 0, "errors": 0, "skipped_busy": 0} for p in self.probes
         }
-        self._jobs: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[_Job, Sample] | _Wake] = queue.SimpleQueue()
+        self._wakeups: queue.SimpleQueue[_Wake] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._workers: list[threading.Thread] = []
-        self._alive = 0
+        self._pool = WorkerPool(cfg.workers, lambda: self._wakeups.put(_WAKE), self.clock.wall)
+        # Probes run on the monitor's thread: those declared quick, until one overruns.
+        self._inline = {p.name for p in self.probes if getattr(p, "quick", False)}
         self._written_off = 0
-        self._hung: list[_Job] = []
+        self._hung: list[Job] = []
         self._summary: SummaryBuilder | None = None
         self._summary_due = 0.0
         self._window_exits: deque[float] = deque()  # when each cycle in the window leaves it
@@ -143,8 +141,6 @@ class Monitor:
         if self._thread is not None:
             raise RuntimeError("monitor already started")
         self._hooks("begin")
-        for _ in range(self.cfg.workers):
-            self._spawn_worker()
         mono = self.clock.monotonic()
         self._summary = SummaryBuilder(self.cfg.mode, self.clock.wall(), mono)
         self._summary_due = mono + self.cfg.summary_minutes * 60.0
@@ -154,16 +150,10 @@ class Monitor:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop scheduling, emit the partial summary, release the workers; never waits on a hung probe."""
         self._stop.set()
-        self._results.put(_WAKE)
+        self._wakeups.put(_WAKE)
         if self._thread is not None:
             self._thread.join(timeout)
-        for _ in range(len(self._workers)):
-            self._jobs.put(_STOP)
-        stuck = {j.thread for j in self._hung if not j.done}
-        end = time.monotonic() + min(timeout, 1.0)
-        for worker in self._workers:
-            if worker not in stuck:  # a thread stuck in a probe will not come back in time
-                worker.join(max(0.0, end - time.monotonic()))
+        self._pool.stop(min(timeout, 1.0), {j.thread for j in self._hung if not j.done})
         self._hooks("end")
 
     def _hooks(self, which: str) -> None:
@@ -177,106 +167,105 @@ class Monitor:
             except Exception:
                 log.exception("probe %s: %s() failed", probe.name, which)
 
-    # -- workers ---------------------------------------------------------------------------
-
-    def _spawn_worker(self) -> None:
-        with self._lock:
-            self._alive += 1
-            index = len(self._workers)
-        thread = threading.Thread(target=self._work, name=f"probe-worker-{index}", daemon=True)
-        self._workers.append(thread)
-        thread.start()
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if isinstance(job, _Stop):
-                break
-            job.thread = threading.current_thread()
-            t0 = time.monotonic()
-            try:
-                sample = job.probe.collect(job.deadline)
-                if not isinstance(sample, Sample):
-                    raise TypeError(f"collect() returned {type(sample).__name__}, not a Sample")
-            except Exception as exc:  # a probe bug must not kill the worker
-                log.exception("probe %s failed", job.probe.name)
-                sample = Sample(
-                    at=self.clock.wall(), ok=False, error=f"{type(exc).__name__}: {exc}"
-                )
-            sample.elapsed_ms = (time.monotonic() - t0) * 1000.0
-            job.done = True
-            self._results.put((job, sample))
-            if job.written_off:
-                # A replacement took this worker's place while it was stuck: retire.
-                with self._lock:
-                    surplus = self._alive > self.cfg.workers
-                    if surplus:
-                        self._alive -= 1
-                if surplus:
-                    break
+    @property
+    def workers(self) -> list[threading.Thread]:
+        """The worker threads started so far (none until a probe that can block is due)."""
+        return list(self._pool.threads)
 
     # -- scheduler -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        """Start what is due, then sleep (no polling) until the next due time, a result or stop."""
+        """Start what is due, then sleep (no polling) until the next due time, the end of a
+        turn's jobs, a job's deadline, or stop."""
         due = {p.name: self.clock.monotonic() for p in self.probes}
-        running: dict[str, _Job] = {}
+        running: dict[str, Job] = {}
         while not self._stop.is_set():
             now = self.clock.monotonic()
+            inline: list[Probe] = []
+            jobs: list[Job] = []
             for probe in self.probes:
-                if now < due[probe.name]:
+                if now + min(ALIGN_S, probe.interval * 0.05) < due[probe.name]:
                     continue
                 if probe.name in running:
                     self._stats[probe.name]["skipped_busy"] += 1
+                elif probe.name in self._inline:
+                    inline.append(probe)
                 else:
                     # Deadlines live on the real monotonic clock: probes compare against it.
-                    job = _Job(probe, now, time.monotonic() + probe.timeout)
+                    job = Job(probe, now, time.monotonic() + probe.timeout)
                     running[probe.name] = job
-                    self._jobs.put(job)
+                    jobs.append(job)
                 # Keep the cadence of the schedule, but never try to catch up on missed turns.
                 due[probe.name] = max(due[probe.name] + probe.interval, now + probe.interval * 0.5)
+            for probe in inline:  # before the workers start: no two threads want the GIL
+                self._run_inline(probe)
+            self._pool.submit(jobs)
+            changed = bool(inline)
             real_now = time.monotonic()
+            handoff = self._pool.handoff_due()
+            if handoff is not None and real_now >= handoff:
+                self._pool.hand_off()
             for job in list(running.values()):
                 if not job.written_off and real_now > job.deadline + DEADLINE_GRACE:
                     self._write_off(job)
+            for job, sample in self._pool.take_results():
+                if running.get(job.probe.name) is job:
+                    del running[job.probe.name]
+                if not job.written_off:
+                    self._handle(job.probe, sample)
+                    changed = True
+            now = self.clock.monotonic()
             if now >= self._summary_due:
                 self._flush_summary(now)
-            if self._window.expire(now):
-                self._publish(now)
-            while self._window_exits and self._window_exits[0] < now:
+            early = self._window.seconds * WINDOW_EARLY
+            changed = self._window.expire(now + early) or changed
+            while self._window_exits and self._window_exits[0] < now + early:
                 self._window_exits.popleft()
+            if changed:
+                self._publish(now)
             try:
-                item = self._results.get(timeout=self._sleep_s(due, running))
+                self._wakeups.get(timeout=self._sleep_s(due, running))
             except queue.Empty:
                 continue
-            while True:
-                if not isinstance(item, _Wake):
-                    job, sample = item
-                    if running.get(job.probe.name) is job:
-                        del running[job.probe.name]
-                    if not job.written_off:
-                        self._handle(job.probe, sample)
+            while True:  # one pass handles every wake-up that queued meanwhile
                 try:
-                    item = self._results.get_nowait()
+                    self._wakeups.get_nowait()
                 except queue.Empty:
                     break
-            self._publish(self.clock.monotonic())
         self._flush_summary(self.clock.monotonic())
         self._publish(self.clock.monotonic())
 
-    def _sleep_s(self, due: Mapping[str, float], running: Mapping[str, _Job]) -> float:
+    def _run_inline(self, probe: Probe) -> None:
+        """A quick probe, measured here; one that overran its timeout goes to the workers."""
+        sample = measure(probe, time.monotonic() + probe.timeout, self.clock.wall)
+        if sample.elapsed_ms > probe.timeout * 1000.0:
+            self._inline.discard(probe.name)
+            log.warning(
+                "probe %s took %.1f s on the monitor thread (timeout %.1f s): it runs on a "
+                "worker from now on",
+                probe.name,
+                sample.elapsed_ms / 1000.0,
+                probe.timeout,
+            )
+        self._handle(probe, sample)
+
+    def _sleep_s(self, due: Mapping[str, float], running: Mapping[str, Job]) -> float:
         """Seconds until the scheduler has something to do: a probe's turn, the summary, a cycle
-        leaving the link window (its figures change), or a running probe's write-off."""
+        leaving the link window (its figures change), a running probe's write-off, or jobs
+        waiting behind a slow one (``WorkerPool.hand_off``)."""
         times = [*due.values(), self._summary_due]
         if self._window_exits:
             times.append(self._window_exits[0])
         wait = min(times) - self.clock.monotonic()
         pending = [j.deadline + DEADLINE_GRACE for j in running.values() if not j.written_off]
+        handoff = self._pool.handoff_due()
+        if handoff is not None:
+            pending.append(handoff)
         if pending:
             wait = min(wait, min(pending) - time.monotonic())
         return max(0.0, wait)
 
-    def _write_off(self, job: _Job) -> None:
+    def _write_off(self, job: Job) -> None:
         """The probe overran: report it failed now and put a fresh worker in its place."""
         job.written_off = True
         self._hung = [j for j in self._hung if not j.done] + [job]
@@ -292,7 +281,7 @@ class Monitor:
         )
         if self._written_off < MAX_WRITTEN_OFF:
             self._written_off += 1
-            self._spawn_worker()
+            self._pool.replace()
         self._publish(self.clock.monotonic())
 
     def _handle(self, probe: Probe, sample: Sample) -> None:

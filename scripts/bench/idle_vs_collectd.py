@@ -16,12 +16,14 @@ per second, summed over every thread (``/proc/PID/task/*/status``; a thread that
 count it had at the last one-second sample, one born and gone between samples is missed), CPU as
 a share of one core (``/proc/PID/task/*/schedstat``, nanoseconds; the whole-process tick count
 from ``/proc/PID/stat`` beside it), threads and RSS at the end (and the most seen). Children
-(``ping``, ``cec-ctl``) are not counted. Everything stays on loopback: the gateway probe only reads
+(``ping``, ``cec-ctl``) are not counted. ``--threads`` adds each thread's rate, by name: the agents
+then load a ``sitecustomize`` that gives each thread's kernel name its Python name (Python 3.11
+leaves them all "python"). Everything stays on loopback: the gateway probe only reads
 the route and neighbour tables (``tcp_port: 0``), which it would otherwise send to this
 machine's default router.
 
     apt-get install --no-install-recommends collectd-core libmosquitto1 mosquitto
-    .venv/bin/python scripts/bench/idle_vs_collectd.py [--minutes 5] [--json]
+    .venv/bin/python scripts/bench/idle_vs_collectd.py [--minutes 5] [--json] [--threads]
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ from agent.testing.media import write_wav  # noqa: E402
 from tests.helpers import apply_schedule, one_off, schedule, start_agent, write_config  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Python 3.11 leaves every thread's kernel name at "python"; with --threads the agents load this
+# (as ``sitecustomize`` on PYTHONPATH) so /proc/PID/task/TID/comm carries the Python thread name.
+NAME_THREADS = """\
+import ctypes, threading
+_prctl = ctypes.CDLL(None).prctl
+_run = threading.Thread._bootstrap_inner
+def _named(self):
+    _prctl(15, self.name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    _run(self)
+threading.Thread._bootstrap_inner = _named
+"""
 SHIPPED_POLL_S = AgentConfig.__dataclass_fields__["schedule_poll_seconds"].default
 # No packet leaves loopback: the gateway probe reads /proc only.
 LOOPBACK_PROBES = {"gateway": {"tcp_port": 0}}
@@ -97,6 +110,13 @@ class Counters:
     runtime_ns: int = 0
 
 
+def thread_name(pid: int, tid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return "?"
+
+
 def read_thread(pid: int, tid: str) -> Counters | None:
     """One thread's switch counts and CPU time; None if it has just exited."""
     base = f"/proc/{pid}/task/{tid}"
@@ -132,6 +152,7 @@ class Tracker:
     pid: int
     first: dict[str, Counters] = field(default_factory=dict)
     last: dict[str, Counters] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
     ticks0: int = 0
     threads_max: int = 0
     rss_max_kb: int = 0
@@ -147,6 +168,8 @@ class Tracker:
             counters = read_thread(self.pid, tid)
             if counters is not None:
                 out[tid] = counters
+                if tid not in self.names:
+                    self.names[tid] = thread_name(self.pid, tid)
         return out
 
     def sample(self) -> None:
@@ -158,10 +181,10 @@ class Tracker:
         self.rss_max_kb = max(self.rss_max_kb, rss_kb(self.pid))
 
     def per_thread(self, window_s: float) -> list[tuple[str, float]]:
-        """Context switches per second of each thread, busiest first (tid, rate)."""
+        """Context switches per second of each thread, busiest first ("name/tid", rate)."""
         rates = [
             (
-                tid,
+                f"{self.names.get(tid, '?')}/{tid}",
                 (
                     c.voluntary
                     + c.involuntary
@@ -194,7 +217,7 @@ class Tracker:
         }
 
 
-def launch_agent(work: Path, extra: dict) -> subprocess.Popen[bytes]:
+def launch_agent(work: Path, extra: dict, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The agent idle with a schedule: its one course is six hours away."""
     work.mkdir(parents=True)
     cfg_path = write_config(
@@ -209,7 +232,7 @@ def launch_agent(work: Path, extra: dict) -> subprocess.Popen[bytes]:
     apply_schedule(
         cfg.state_dir, schedule(1, [one_off("later", time.time() + 6 * 3600, "later.wav")])
     )
-    return start_agent(cfg_path, log=work / "agent.log")
+    return start_agent(cfg_path, log=work / "agent.log", env=env)
 
 
 def launch_collectd(work: Path, port: int) -> subprocess.Popen[bytes]:
@@ -247,17 +270,26 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=15.0, help="seconds before the window")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     ap.add_argument(
-        "--threads", action="store_true", help="also print each thread's switches per second"
+        "--threads",
+        action="store_true",
+        help="also print each thread's switches per second, by thread name",
     )
     args = ap.parse_args()
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     with tempfile.TemporaryDirectory(dir=str(ROOT)) as tmp:  # on the real disk, not tmpfs
         work = Path(tmp)
         broker, port = start_broker(work)
+        env: dict[str, str] = {}
+        if args.threads:
+            (work / "names").mkdir()
+            (work / "names" / "sitecustomize.py").write_text(NAME_THREADS)
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(work / "names"), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
         try:
-            procs.append(("agent, offline", launch_agent(work / "offline", {})))
+            procs.append(("agent, offline", launch_agent(work / "offline", {}, env)))
             mqtt = {"mqtt": {"host": "127.0.0.1", "port": port, "protocol": "5"}}
-            procs.append(("agent, MQTT", launch_agent(work / "mqtt", mqtt)))
+            procs.append(("agent, MQTT", launch_agent(work / "mqtt", mqtt, env)))
             procs.append(("collectd 5.12, MQTT", launch_collectd(work / "collectd", port)))
             time.sleep(args.settle)
             for name, proc in procs:

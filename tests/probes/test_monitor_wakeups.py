@@ -30,7 +30,7 @@ class SlowCadenceProbe:
 
 
 class CountingResults:
-    """Stands in for the scheduler's results queue and records each blocking wait's timeout."""
+    """Stands in for the scheduler's wake-up queue and records each blocking wait's timeout."""
 
     def __init__(self) -> None:
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -73,7 +73,7 @@ def idle_monitor(**cfg: Any) -> tuple[Monitor, CountingResults, list[SlowCadence
         setattr(c, key, value)
     m = Monitor(c, None, None, probes=probes)
     results = CountingResults()
-    m._results = results  # type: ignore[assignment]
+    m._wakeups = results  # type: ignore[assignment]
     return m, results, probes
 
 
@@ -117,7 +117,7 @@ def test_the_scheduler_wakes_for_each_turn_of_a_fast_probe_and_no_more() -> None
     probes[1].interval = 0.25
     m = Monitor(ProbesConfig(workers=1), None, None, probes=probes)
     results = CountingResults()
-    m._results = results  # type: ignore[assignment]
+    m._wakeups = results  # type: ignore[assignment]
     m.start()
     time.sleep(IDLE_S)
     m.stop()
@@ -136,7 +136,7 @@ def test_a_cycle_leaving_the_link_window_wakes_the_scheduler(listening_port: int
     tcp.interval = 60.0
     m = Monitor(c, None, None, probes=[tcp])
     results = CountingResults()
-    m._results = results  # type: ignore[assignment]
+    m._wakeups = results  # type: ignore[assignment]
     m.start()
     try:
         settle(lambda: m.view.window.cycles == 1)

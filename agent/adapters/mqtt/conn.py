@@ -14,6 +14,44 @@ from paho.mqtt.properties import Properties
 from agent.adapters.mqtt.config import MqttConfig
 
 PERSISTENT_SESSION_S = 7 * 24 * 3600  # a durable subscriber's session outlives a week away
+MAX_NETWORK_WAIT_S = 30.0  # the longest sleep of paho's network thread with no traffic
+
+
+def network_wait(keepalive: float) -> float:
+    """How long paho's network thread may sleep in ``select()`` with no traffic.
+
+    paho looks at its keepalive only when ``select()`` returns, so a PINGREQ may go out up to this
+    much late; a quarter of the keepalive keeps it well inside the broker's 1.5 x keepalive.
+    Traffic (incoming bytes, or a publish from another thread through paho's socket pair) wakes
+    the thread at once either way; only the idle wake-ups change (paho's own: every second).
+    """
+    if keepalive <= 0:
+        return MAX_NETWORK_WAIT_S
+    return max(1.0, min(MAX_NETWORK_WAIT_S, keepalive / 4.0))
+
+
+class Client(mqtt.Client):
+    """paho's client, whose ``loop_start()`` thread sleeps until traffic or ``network_wait``
+    instead of waking every second; ``loop_stop()`` wakes it so it still returns at once."""
+
+    network_wait_s = 1.0
+
+    def _thread_main(self) -> None:
+        # paho's own, but with our select() timeout (it passes the default of 1 s).
+        try:
+            self.loop_forever(timeout=self.network_wait_s, retry_first_connection=True)
+        finally:
+            self._thread = None
+
+    def loop_stop(self) -> mqtt.MQTTErrorCode:
+        self._thread_terminate = True  # seen by the network thread when its select() returns
+        wake = self._sockpairW
+        if wake is not None:
+            try:
+                wake.send(b"0")
+            except OSError:
+                pass
+        return super().loop_stop()
 
 
 def tls_context(m: MqttConfig) -> ssl.SSLContext | None:
@@ -47,10 +85,11 @@ def new_client(
     broker drops a bigger message for this client instead of sending it, so megabytes never reach
     a small terminal's memory. MQTT 3.1.1 has no such property: there the broker's own limit
     (Mosquitto ``max_packet_size``) is the only guard before the bytes arrive.
-    Paho's own reconnect is off; the caller decides when to try again.
+    Paho's own reconnect is off; the caller decides when to try again. The network thread of
+    ``loop_start()`` sleeps up to ``network_wait(m.keepalive)`` with no traffic.
     """
     v5 = m.protocol == "5"
-    client = mqtt.Client(
+    client = Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=None if v5 else not persistent,
@@ -61,6 +100,7 @@ def new_client(
     client.max_inflight_messages_set(0)  # callers keep their own window
     client.max_queued_messages_set(0)
     client.connect_timeout = m.connect_timeout_seconds
+    client.network_wait_s = network_wait(m.keepalive)
     username = m.username
     password = m.read_password()
     if username is None and password is not None:

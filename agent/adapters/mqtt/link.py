@@ -3,7 +3,8 @@
 Threads
 - paho's network thread (``loop_start``), one per connection. Its callbacks only put an event on
   the link's queue; they never call paho or the agent (several paho deadlocks come from publishing
-  inside callbacks).
+  inside callbacks). It sleeps until traffic or a quarter of the keepalive
+  (``agent.adapters.mqtt.conn.Client``), not every second as paho's own loop does.
 - the link's worker thread ("mqtt-link"): connects, subscribes on every new connection, publishes
   from the outbox, sends heartbeats, applies schedules and runs commands. It touches the agent only
   through the bridge, which hops to the core thread; so a slow DNS lookup or TLS handshake blocks

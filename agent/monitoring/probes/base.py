@@ -2,8 +2,8 @@
 name lookups, sysfs reads.
 
 Every probe is a small class with a ``collect(deadline)`` method. Nothing here may block past the
-deadline it is given, because the monitor runs probes on a handful of worker threads and a probe
-that hangs would starve the others. Where the OS offers no timeout (``getaddrinfo``), the call runs
+deadline it is given, because the monitor runs probes on a handful of worker threads (the quick
+ones on its own thread) and a probe that hangs would starve the others. Where the OS offers no timeout (``getaddrinfo``), the call runs
 on a throw-away thread and is abandoned at the deadline; the number of abandoned calls is capped so
 a dead resolver cannot leak threads without bound.
 """
@@ -48,8 +48,10 @@ class Probe(Protocol):
 
     ``interval`` and ``timeout`` are the monitor's settings for this probe (``interval_seconds``
     and ``timeout_seconds`` in its config section); a registered probe class carries its defaults.
-    A probe may also define ``has_targets() -> bool`` (is there anything to measure?), and
-    ``begin(run)`` / ``end(run)`` with a ``RunContext``, called when the monitor starts and stops.
+    A probe may also define ``has_targets() -> bool`` (is there anything to measure?),
+    ``begin(run)`` / ``end(run)`` with a ``RunContext``, called when the monitor starts and stops,
+    and ``quick = True`` (``Cadence.quick``) when it never blocks: the monitor then runs it on
+    its own thread instead of a worker's.
     """
 
     name: str

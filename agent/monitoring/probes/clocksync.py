@@ -93,7 +93,7 @@ def summary(s: ClockSyncSample, mode: str) -> dict[str, Any]:
     "clocksync",
     config=ClockSyncProbeConfig,
     sample=ClockSyncSample,
-    cadence=Cadence(interval=60, timeout=1),
+    cadence=Cadence(interval=60, timeout=1, quick=True),
     alarms={"clock_unsynced": ClockUnsyncedAlarm},
     verdicts=verdicts,
     summary=summary,

@@ -75,7 +75,7 @@ def summary(s: DisplaySample, mode: str) -> dict[str, Any]:
     "display",
     config=DisplayProbeConfig,
     sample=DisplaySample,
-    cadence=Cadence(interval=30, timeout=2),
+    cadence=Cadence(interval=30, timeout=2, quick=True),
     alarms={"display_disconnected": DisplayDisconnectedAlarm},
     verdicts=verdicts,
     summary=summary,

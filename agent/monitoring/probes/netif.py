@@ -48,7 +48,12 @@ class NetifSample(Sample):
     interfaces: list[InterfaceState] = field(default_factory=list)
 
 
-@register("netif", config=NetifProbeConfig, sample=NetifSample, cadence=Cadence(60, 2))
+@register(
+    "netif",
+    config=NetifProbeConfig,
+    sample=NetifSample,
+    cadence=Cadence(60, 2, quick=True),
+)
 class NetifProbe(SysfsProbe[NetifProbeConfig]):
     def __init__(self, cfg: NetifProbeConfig, *, sysfs: Path = Path("/sys")) -> None:
         super().__init__(cfg, sysfs=sysfs)

@@ -48,7 +48,10 @@ class Cadence:
     """A probe's default schedule and the bounds a config may set it to.
 
     The monitor turns this into the ``enabled``, ``interval_seconds`` and ``timeout_seconds``
-    keys of the probe's section; ``enabled=False`` makes a probe opt-in.
+    keys of the probe's section; ``enabled=False`` makes a probe opt-in. ``quick=True`` says the
+    probe cannot block (it reads a few kernel files or makes a syscall that returns at once): the
+    monitor runs it on its own thread, so a turn wakes no worker. A probe that touches the
+    network, runs a tool, scans a folder or talks to a driver that may sleep leaves it False.
     """
 
     interval: float
@@ -56,6 +59,7 @@ class Cadence:
     interval_range: tuple[float, float] = (1, 86400)
     timeout_range: tuple[float, float] = (0.1, 60)
     enabled: bool = True
+    quick: bool = False
 
 
 @dataclass(frozen=True)
@@ -304,14 +308,15 @@ def register(
 ) -> Callable[[P], P]:
     """Class decorator: declare and register a probe class (it needs ``create(cfg, ctx)``).
 
-    The class gets ``name`` and, as defaults for instances built outside the monitor (tests,
-    stationctl), ``interval`` and ``timeout`` from the cadence.
+    The class gets ``name``, ``quick`` and, as defaults for instances built outside the monitor
+    (tests, stationctl), ``interval`` and ``timeout`` from the cadence.
     """
 
     def decorate(cls: P) -> P:
         cls.name = name
         cls.interval = float(cadence.interval)
         cls.timeout = float(cadence.timeout)
+        cls.quick = cadence.quick
         registry.add(
             ProbeSpec(
                 name=name,

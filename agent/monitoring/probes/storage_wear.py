@@ -58,7 +58,7 @@ def life_band(code: int) -> int | None:
     "storage_wear",
     config=StorageWearProbeConfig,
     sample=StorageWearSample,
-    cadence=Cadence(interval=3600, timeout=2, interval_range=(60, 7 * 86400)),
+    cadence=Cadence(interval=3600, timeout=2, interval_range=(60, 7 * 86400), quick=True),
 )
 class StorageWearProbe(SysfsProbe[StorageWearProbeConfig]):
     def collect(self, deadline: float) -> StorageWearSample:

@@ -196,7 +196,7 @@ def summary(s: SystemSample, mode: str) -> dict[str, Any]:
     "system",
     config=SystemProbeConfig,
     sample=SystemSample,
-    cadence=Cadence(interval=60, timeout=2),
+    cadence=Cadence(interval=60, timeout=2, quick=True),
     alarms={"disk_low": DiskLowAlarm, "disk_readonly": DiskReadonlyAlarm},
     verdicts=verdicts,
     summary=summary,

@@ -67,7 +67,7 @@ def summary(s: ThermalSample, mode: str) -> dict[str, Any]:
     "thermal",
     config=ThermalProbeConfig,
     sample=ThermalSample,
-    cadence=Cadence(interval=60, timeout=2),
+    cadence=Cadence(interval=60, timeout=2, quick=True),
     alarms={"overheat": OverheatAlarm},
     verdicts=verdicts,
     summary=summary,
