@@ -19,7 +19,12 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.cli.county.demo import CountySide, with_private_broker  # noqa: E402
+from agent.cli.county.demo import (  # noqa: E402
+    CountySide,
+    demo_keys,
+    sign_for_demo,
+    with_private_broker,
+)
 from agent.runtime.config import load_config  # noqa: E402
 from agent.testing.media import write_wav  # noqa: E402
 from agent.testing.nginx import NginxServer  # noqa: E402
@@ -111,10 +116,22 @@ def main() -> int:
             },
         ],
     }
+    # The county's keys: a province root (installed in the terminal's trust.roots_dir) and a
+    # county key it certifies; the schedule and the manifest go out signed.
+    signer = demo_keys(demo_dir, cfg.county, cfg.trust.roots_dir)
+    print(
+        f"demo: signing with county key {signer[0].key_id} (root installed in {cfg.trust.roots_dir})"
+    )
     inbox = cfg.schedule_dir or (cfg.state_dir / "inbox")
     inbox.mkdir(parents=True, exist_ok=True)
     drop = inbox / f"demo-schedule-{version}.json"
-    drop.write_text(json.dumps(schedule, ensure_ascii=False, indent=1))
+    signed = sign_for_demo(
+        json.dumps(schedule, ensure_ascii=False, indent=1).encode(),
+        signer,
+        "schedule",
+        terminal=cfg.terminal,  # this terminal's own layer, as the unsigned demo file was
+    )
+    drop.write_bytes(signed)
     old = time.time() - 10
     os.utime(drop, (old, old))  # a finished datacast file
     print(
@@ -125,7 +142,9 @@ def main() -> int:
     # view (state, heartbeats, records, acks) is printed beside the agent's log as [county] lines.
     config_path, broker = with_private_broker(Path(args.config), cfg)
     county = CountySide(load_config(config_path), cfg.state_dir.parent / "county.db").start()
-    county.publish_library(json.dumps(manifest, ensure_ascii=False).encode())
+    county.publish_library(
+        sign_for_demo(json.dumps(manifest, ensure_ascii=False).encode(), signer, "manifest")
+    )
     print(f"demo: course manifest v{version} published for the county ({len(courses)} courses)")
     duration = ["--duration", str(args.duration)] if args.duration else []
     agent = subprocess.Popen(

@@ -210,10 +210,14 @@ SPECS: dict[str, dict[str, F]] = {
         "args": F(OBJ, required=False),
         "ts": F(STR, required=False, check=_match(TS_RE, "an RFC 3339 time")),
         "terminal": F(STR, required=False),
+        # Required in a signed command (docs/trust.md): it is refused once this time is past.
+        "expires": F(STR, required=False, check=_match(TS_RE, "an RFC 3339 time")),
     },
 }
-# A course manifest is answered like a schedule: the same fields, on ``library/ack``.
+# A course manifest is answered like a schedule: the same fields, on ``library/ack``; so is a
+# revocation list, on ``trust/ack`` (layer ``county``; ``applied.county`` is the list in force).
 SPECS["library_ack"] = SPECS["schedule_ack"]
+SPECS["trust_ack"] = SPECS["schedule_ack"]
 
 
 def validate(kind: str, obj: Any) -> list[str]:
@@ -276,6 +280,7 @@ KIND_BY_SUFFIX = {
     "link/summary": "link_summary",
     "schedule/ack": "schedule_ack",
     "library/ack": "library_ack",
+    "trust/ack": "trust_ack",
     "cmd/reply": "cmd_reply",
     "record/ack": "record_ack",
     "cmd": "cmd",

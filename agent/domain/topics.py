@@ -1,7 +1,8 @@
 """Topic names: the one place that spells them (the agent and the county tools both use it).
 
 Every terminal lives under ``rde/v1/{county}/{terminal}/``; ``rde/v1/{county}/all/schedule`` is
-the county-wide schedule layer and ``rde/v1/{county}/all/library`` the county's course manifest.
+the county-wide schedule layer, ``rde/v1/{county}/all/library`` the county's course manifest and
+``rde/v1/{county}/all/trust`` the root-signed revocation list (retained; ``docs/trust.md``).
 Ids come from the config check (letters, digits, ``.``, ``_``, ``-``), so they never contain MQTT
 wildcards or separators; ``all`` is reserved.
 """
@@ -22,15 +23,28 @@ EVENT = "event"
 LINK_SUMMARY = "link/summary"
 SCHEDULE_ACK = "schedule/ack"
 LIBRARY_ACK = "library/ack"
+TRUST_ACK = "trust/ack"
 CMD_REPLY = "cmd/reply"
 # down: county -> terminal
 RECORD_ACK = "record/ack"
 SCHEDULE = "schedule"
 LIBRARY = "library"  # course manifests (docs/manifest.md)
 CMD = "cmd"
+TRUST = "trust"  # the revocation list, county-wide only
 
-UP = (STATE, HEARTBEAT, STATUS, RECORD, EVENT, LINK_SUMMARY, SCHEDULE_ACK, LIBRARY_ACK, CMD_REPLY)
-DOWN = (RECORD_ACK, SCHEDULE, LIBRARY, CMD)
+UP = (
+    STATE,
+    HEARTBEAT,
+    STATUS,
+    RECORD,
+    EVENT,
+    LINK_SUMMARY,
+    SCHEDULE_ACK,
+    LIBRARY_ACK,
+    TRUST_ACK,
+    CMD_REPLY,
+)
+DOWN = (RECORD_ACK, SCHEDULE, LIBRARY, CMD, TRUST)
 SUFFIXES = UP + DOWN
 
 
@@ -50,6 +64,10 @@ def county_library(county: str) -> str:
     return topic(county, ALL, LIBRARY)
 
 
+def county_trust(county: str) -> str:
+    return topic(county, ALL, TRUST)
+
+
 def fleet(county: str, suffix: str) -> str:
     """A subscription filter for one suffix across every terminal of a county."""
     return f"{PREFIX}/{county}/+/{suffix}"
@@ -66,6 +84,7 @@ def terminal_subscriptions(county: str, terminal: str) -> list[str]:
         county_schedule(county),
         topic(county, terminal, LIBRARY),
         county_library(county),
+        county_trust(county),
         topic(county, terminal, CMD),
         topic(county, terminal, RECORD_ACK),
     ]

@@ -117,6 +117,23 @@ class ContentConfig:
     replan_seconds: float = field(default=3600.0, metadata={"check": between(0.1, 86400)})
 
 
+def _check_signatures(value: str) -> str | None:
+    return None if value in ("required", "optional", "off") else "must be required, optional or off"
+
+
+@dataclass
+class TrustConfig:
+    """Which signed documents the terminal accepts (``docs/trust.md``)."""
+
+    # required: unsigned documents are refused; optional: signed ones must hold, unsigned ones
+    # are taken (and logged); off: nothing is checked. The installed config says required.
+    signatures: str = field(default="optional", metadata={"check": _check_signatures})
+    # The province root public keys installed with the agent (one ``<key id>.pub`` each).
+    roots_dir: Path = Path("/etc/station-agent/trust")
+    # Tolerance on certificate dates for a clock that is a little off.
+    clock_slack_hours: float = field(default=12.0, metadata={"check": between(0, 24 * 31)})
+
+
 @dataclass
 class AgentConfig(StationLayout):
     terminal: str = field(metadata={"check": check_id})
@@ -142,6 +159,7 @@ class AgentConfig(StationLayout):
     playback: PlaybackConfig = field(default_factory=PlaybackConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     mqtt: MqttConfig | None = None
     source: Path = field(default=Path("<config>"), init=False)

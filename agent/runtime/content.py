@@ -20,6 +20,7 @@ re-plan. A stop cancels a running download; its ``.part`` stays for the next sta
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -44,6 +45,7 @@ log = logging.getLogger("agent.content")
 ALARMS = ("content_missing", "content_fetch_failed", "content_no_space")
 SEVERITY = {"content_missing": "warning", "content_fetch_failed": "warning"}
 INPUT_TIMEOUT_S = 30.0
+WORKER_NICE = 10  # the worker's niceness: well behind the core thread and libvlc's threads
 SOURCE_POLL_S = 3.0  # an imported folder's files not yet settled are looked at again this soon
 
 
@@ -58,6 +60,15 @@ class Inputs:
     last_played: dict[str, float]
     busy: frozenset[str]
     open_alarms: frozenset[str]
+
+
+def lower_priority(niceness: int = WORKER_NICE) -> None:
+    """Make the calling thread yield the CPU to the core and the player (Linux nice is per
+    thread): a download at full speed must not delay a slot's start."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except OSError as exc:
+        log.debug("content: cannot lower the worker's priority: %s", exc)
 
 
 def retry_delay(tries: int, base: float, cap: float, rand: Callable[[], float]) -> float:
@@ -116,6 +127,7 @@ class ContentService:
     # -- the worker ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        lower_priority()
         while not self._stop.is_set():
             self._wake.clear()
             try:

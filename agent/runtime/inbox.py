@@ -1,7 +1,9 @@
 """The schedule inbox: documents a satellite datacast or a technician leaves in a folder.
 
-Schedules and course manifests share the folder: a document whose top level has ``courses``
-(and no ``items``) is a manifest, anything else is read as a schedule.
+Schedules, course manifests and trust updates share the folder. A signed document says its kind
+in its envelope; of unsigned ones, a document whose top level has ``courses`` (and no ``items``)
+is a manifest, anything else is read as a schedule. Signatures are checked first, on the
+worker, by the trust gate the schedules hand in (``trust``).
 
 The core thread only lists the folder (a few ``stat`` calls). Reading and parsing a document
 from outside happens on the inbox's own worker thread, within the parser's limits, so a hostile
@@ -26,15 +28,17 @@ from agent.adapters.schedule_files import read_untrusted
 from agent.domain.document import DEFAULT_LIMITS
 from agent.domain.manifest import ManifestDoc, ManifestRejected, is_manifest
 from agent.domain.schedule import ScheduleDoc, ScheduleRejected
+from agent.domain.trust import looks_signed, peek
 from agent.runtime.documents import parse_document
 from agent.runtime.files import atomic_write
+from agent.runtime.trust import ENVELOPE_LIMIT, TrustGate, TrustUpdate
 
 log = logging.getLogger("agent.runtime.inbox")
 
 SUFFIXES = (".yaml", ".yml", ".json")
 SETTLE_S = 2.0  # a file younger than this may still be being written by the datacast
 
-Parsed = ScheduleDoc | ScheduleRejected | ManifestDoc | ManifestRejected
+Parsed = ScheduleDoc | ScheduleRejected | ManifestDoc | ManifestRejected | TrustUpdate
 Apply = Callable[[bytes, str, Parsed], Any]  # (data, source, parsed) -> ApplyResult, core thread
 Report = Callable[[str, BaseException | None], None]  # (file name, failure or None), core thread
 
@@ -55,6 +59,7 @@ class ScheduleInbox:
         self._jobs: queue.SimpleQueue[tuple[Path, Apply, Report]]
         self._jobs = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self.trust: TrustGate | None = None  # set by the runtime's schedules
 
     def poll(self, apply: Apply, report: Report) -> None:
         """List the folder and hand each settled, not yet taken document to the worker."""
@@ -86,7 +91,7 @@ class ScheduleInbox:
                 log.warning("cannot read %s: %s", path, exc)
                 self._call_soon(lambda name=path.name: self._in_flight.discard(name))
                 continue
-            parsed = read_any(data, str(path), self.timezone)
+            parsed = read_any(data, str(path), self.timezone, self.trust)
             self._call_soon(
                 lambda p=path, d=data, r=parsed, a=apply, f=report: self._finish(p, d, r, a, f)
             )
@@ -111,18 +116,33 @@ class ScheduleInbox:
             self._in_flight.discard(path.name)
 
 
-def read_any(data: bytes, source: str, timezone: str | None) -> Parsed:
-    """A schedule or a course manifest, told apart by the document's top level; never raises
-    (what cannot be read is the schedule reader's rejection, which says why)."""
+def read_any(
+    data: bytes, source: str, timezone: str | None, trust: TrustGate | None = None
+) -> Parsed:
+    """A schedule, a course manifest or a trust update, its signature checked by ``trust``;
+    never raises (what cannot be read is a rejection that says why)."""
     try:
-        looks_like_manifest = is_manifest(parse_document(data, source, DEFAULT_LIMITS).plain())
+        signed = peek(data, ENVELOPE_LIMIT)
+        kind = signed.get("kind") if looks_signed(signed) else None
     except Exception:
-        looks_like_manifest = False
-    if looks_like_manifest:
+        kind = None
+    if trust is not None and kind == "trust":
+        return trust.read_trust(data)
+    if kind is None:
+        try:
+            plain = parse_document(data, source, DEFAULT_LIMITS).plain()
+            kind = "manifest" if is_manifest(plain) else "schedule"
+        except Exception:
+            kind = "schedule"
+    if kind == "manifest":
+        if trust is not None:
+            return trust.read_manifest(data, source)
         try:
             return parse_untrusted_manifest(data, source)
         except ManifestRejected as exc:
             return exc
+    if trust is not None:
+        return trust.read_schedule(data, source, timezone=timezone)
     return read_untrusted(data, source, timezone=timezone)
 
 

@@ -13,12 +13,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from agent.adapters.manifest_files import ManifestStore, parse_untrusted_manifest
+from agent.adapters.manifest_files import ManifestStore
 from agent.domain import core as c
 from agent.domain.manifest import LibraryCourse, ManifestDoc, ManifestRejected, merged
 from agent.domain.schedule import LAYERS, ApplyResult, Course
 from agent.runtime.executor import Executor
 from agent.runtime.host import Host
+from agent.runtime.trust import TrustGate
 
 log = logging.getLogger("agent")
 
@@ -40,6 +41,7 @@ class Library:
         self.files = ManifestStore(host.cfg.state_dir)
         self.layers: dict[str, ManifestDoc] = {}
         self.on_change: list[Callable[[], None]] = []
+        self.trust = TrustGate.for_config(host.cfg)
 
     def load(self) -> None:
         """Read the stored layers (at start). A layer that cannot be read is logged and left
@@ -58,13 +60,12 @@ class Library:
         self.layers = layers
         self._changed()
 
-    @staticmethod
-    def read(data: bytes, source: str) -> ManifestDoc | ManifestRejected:
-        """Read a manifest from outside (any thread): the document, or why it cannot be used."""
-        try:
-            return parse_untrusted_manifest(data, source)
-        except ManifestRejected as exc:
-            return exc
+    def read(
+        self, data: bytes, source: str, layer: str | None = None
+    ) -> ManifestDoc | ManifestRejected:
+        """Read a manifest from outside (any thread), its signature checked first: the
+        document, or why it cannot be used."""
+        return self.trust.read_manifest(data, source, layer=layer)
 
     def versions(self) -> dict[str, int]:
         return {layer: doc.version for layer, doc in self.layers.items()}
@@ -80,6 +81,8 @@ class Library:
         (a ``ManifestDoc`` or a ``ManifestRejected``).
         """
         cfg = self.host.cfg
+        if parsed is None:
+            parsed = self.read(data, source, layer)
         result: ApplyResult = self.files.apply(
             data,
             source,

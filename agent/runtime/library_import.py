@@ -1,7 +1,8 @@
 """A USB stick with course manifests and videos, imported through the running agent.
 
 The admin runs ``stationctl library import DIR``; the agent (which owns the content folder)
-reads every manifest in DIR off the core thread, applies each like one from the county, then
+reads every manifest in DIR off the core thread (its signature checked like one from the county,
+``agent.runtime.trust``), applies each like one from the county, then
 asks the content service to copy the files it needs from DIR (size and sha256 checked, never a
 half file). The stick is only read: nothing on it is moved or changed.
 """
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.manifest_files import parse_untrusted_manifest
 from agent.domain.manifest import ManifestRejected
 from agent.runtime.inbox import SUFFIXES
 
@@ -60,7 +60,7 @@ def import_folder(runtime: Any, folder_text: str, call: Callable[[Callable[[], A
             if path.stat().st_size > MAX_MANIFEST_BYTES:
                 raise ManifestRejected(str(path), ["larger than 4 MB"])
             data = path.read_bytes()
-            parsed: Any = parse_untrusted_manifest(data, str(path))
+            parsed: Any = runtime.library.read(data, str(path))
         except ManifestRejected as exc:
             parsed, data = exc, b""
         except OSError as exc:

@@ -17,6 +17,8 @@ from agent.domain.schedule import LAYERS, ScheduleRejected
 from agent.runtime.executor import Executor
 from agent.runtime.host import Host
 from agent.runtime.sidejobs import SideJobs
+from agent.runtime.trust import TrustGate, TrustUpdate
+from agent.runtime.trust_unsigned import report_unsigned
 
 log = logging.getLogger("agent")
 
@@ -27,6 +29,10 @@ class Schedules:
         self.executor = executor
         self.jobs = jobs
         self._mtimes: tuple[float, ...] = ()
+        # Every document from outside passes the trust gate first (docs/trust.md).
+        self.trust = TrustGate.for_config(host.cfg)
+        if host.inbox is not None:
+            host.inbox.trust = self.trust
         # Course manifests found in the inbox go here (the library's ``apply``), set by the runtime.
         self.apply_manifest: Callable[..., Any] | None = None
 
@@ -85,6 +91,8 @@ class Schedules:
                 except OSError as exc:
                     log.warning("cannot write the %s schedule's version floor: %s", layer, exc)
         self.executor.execute(actions)
+        if host.store is not None:
+            report_unsigned(host.cfg, host.store, self.executor.log)
         return layers, since
 
     def remember_files(self) -> None:
@@ -107,6 +115,11 @@ class Schedules:
         self.host.notify("schedules", {k: v.version for k, v in layers.items()})
         log.info("schedules reloaded (%s): %s", why, {k: v.version for k, v in layers.items()})
 
+    def read(self, data: bytes, source: str, layer: str | None = None) -> Any:
+        """A schedule from outside, its signature checked first (any thread): the document or
+        the ``ScheduleRejected`` saying why it cannot be used."""
+        return self.trust.read_schedule(data, source, timezone=self.host.cfg.timezone, layer=layer)
+
     def apply(self, data: bytes, source: str, layer: str | None = None, parsed: Any = None) -> Any:
         """Validate, persist and load a schedule document; returns the ApplyResult.
 
@@ -116,6 +129,8 @@ class Schedules:
         """
         host = self.host
         assert host.store is not None
+        if parsed is None:
+            parsed = self.read(data, source, layer)
         result = host.schedules.apply(
             data,
             source,
@@ -141,6 +156,18 @@ class Schedules:
             self.reload(f"applied {result.layer} {version}", applied=result.doc)
         return result
 
+    def apply_trust(self, update: TrustUpdate, source: str) -> Any:
+        """Apply a revocation list read off this thread; log the verdict like a schedule's."""
+        result = self.trust.apply_update(update, source)
+        level = "info" if result.status == "applied" else "warning"
+        version = "(no valid version)" if result.version is None else f"v{result.version}"
+        message = f"Revocation list {version} from {source}: {result.status}"
+        if result.reasons:
+            message += " — " + "; ".join(result.reasons[:5])
+        detail = {"version": result.version, "reasons": result.reasons[:20]}
+        self.executor.log(c.Log(level, f"trust_{result.status}", message, detail))
+        return result
+
     def reload_if_changed(self) -> None:
         if self.host.schedules.mtimes() != self._mtimes:
             self.reload("schedule files changed on disk")
@@ -151,6 +178,8 @@ class Schedules:
             self.host.inbox.poll(self._apply_inbox_document, self._inbox_report)
 
     def _apply_inbox_document(self, data: bytes, source: str, parsed: Any) -> Any:
+        if isinstance(parsed, TrustUpdate):
+            return self.apply_trust(parsed, source)
         if isinstance(parsed, ManifestDoc | ManifestRejected) and self.apply_manifest is not None:
             return self.apply_manifest(data, source, parsed=parsed)
         return self.apply(data, source, parsed=parsed)

@@ -4,6 +4,7 @@ must be the code's."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 
@@ -16,6 +17,7 @@ from agent.domain.document import loads_strict_json
 from tests.helpers import ROOT
 
 DOC = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+ROOT_EXAMPLE = re.compile(r"<!-- example-root: (\S+) (\S+) -->")
 EXAMPLE = re.compile(r"<!-- example: (\w+) -->\s*```json\n(.*?)\n```", re.S)
 
 
@@ -34,9 +36,32 @@ def test_every_example_passes_the_validators():
         if kind == "manifest":
             parse_manifest(text, "docs example")
             continue
+        if kind == "signed":
+            check_signed_example(text)
+            continue
         assert p.validate(kind, obj) == [], (kind, text[:80])
         if kind == "heartbeat":
             assert len(p.dumps(obj)) < p.HEARTBEAT_BUDGET
+
+
+def check_signed_example(text: str) -> None:
+    """The envelope example verifies, under the root the document names, for its terminal; and
+    its payload is a valid schedule. One changed byte of it does not verify."""
+    from agent.adapters.ed25519 import verify
+    from agent.domain.trust import TrustContext, TrustRejected, parse_envelope, verify_envelope
+
+    root_id, root_b64 = ROOT_EXAMPLE.search(DOC).groups()
+    ctx = TrustContext("c-01", "t-001", {root_id: base64.b64decode(root_b64)}, now=1_780_000_000.0)
+    env = parse_envelope(text.encode(), 10**6)
+    verified = verify_envelope(env, "schedule", ctx, verify)
+    parse_schedule(verified.payload, "docs example payload")
+    tampered = parse_envelope(text.replace("19:30", "19:31").encode(), 10**6)
+    try:
+        verify_envelope(tampered, "schedule", ctx, verify)
+    except TrustRejected as exc:
+        assert exc.code == "bad_signature"
+    else:
+        raise AssertionError("a changed payload verified")
 
 
 def test_every_message_kind_has_an_example():
@@ -44,6 +69,7 @@ def test_every_message_kind_has_an_example():
     assert set(p.SPECS) <= kinds, set(p.SPECS) - kinds
     assert "schedule" in kinds
     assert "manifest" in kinds
+    assert "signed" in kinds
 
 
 def test_every_topic_is_in_the_table():
@@ -52,6 +78,7 @@ def test_every_topic_is_in_the_table():
         assert f"| `{suffix}` |" in table, suffix
     assert "`rde/v1/{county}/all/schedule`" in table
     assert "`rde/v1/{county}/all/library`" in table
+    assert "`rde/v1/{county}/all/trust`" in table
     for name, value in (("PREFIX", t.PREFIX), ("ALL", t.ALL)):
         assert value in DOC, name
 

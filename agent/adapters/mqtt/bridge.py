@@ -27,7 +27,7 @@ from agent.domain.schedule import (
     unreadable_alarm,
 )
 from agent.runtime.play_check import media_problem, play_target
-from agent.runtime.ports import LinkStore, ScheduleFiles
+from agent.runtime.ports import LinkStore
 
 SESSION_KEY = "mqtt.session"
 ACK_KEY = "mqtt.schedule_ack.{layer}"
@@ -178,11 +178,11 @@ class RuntimeBridge:
         """Read the document here, on the link's thread, then apply it and queue the ack on the
         core thread (no ack when it would repeat the last one for a retained copy).
 
-        Reading is bounded (``parse_untrusted``: depth, values, time) and happens before the hop,
-        so a hostile document costs the link a moment and the core thread nothing.
+        The signature is checked first (``agent.runtime.trust``), then reading is bounded
+        (``parse_untrusted``: depth, values, time); both happen before the hop, so a hostile
+        document costs the link a moment and the core thread nothing.
         """
-        schedules: ScheduleFiles = self.runtime.schedules
-        parsed = schedules.read(data, source)
+        parsed = self.runtime.schedule_files.read(data, source, layer)
         return self.call(
             lambda: self._apply(SCHEDULE_DOCS, data, layer, source, retained, build_ack, parsed)
         )
@@ -191,10 +191,25 @@ class RuntimeBridge:
         self, data: bytes, layer: str, source: str, retained: bool, build_ack: Callable[..., Any]
     ) -> ScheduleOutcome:
         """A course manifest, read and answered exactly like a schedule (``library/ack``)."""
-        parsed = self.runtime.library.read(data, source)
+        parsed = self.runtime.library.read(data, source, layer)
         return self.call(
             lambda: self._apply(LIBRARY_DOCS, data, layer, source, retained, build_ack, parsed)
         )
+
+    def apply_trust(
+        self, data: bytes, source: str, retained: bool, build_ack: Callable[..., Any]
+    ) -> ScheduleOutcome:
+        """A root-signed revocation list from the county's trust topic, verified here and
+        applied on the core thread; answered on ``trust/ack`` like a schedule."""
+        update = self.runtime.schedule_files.trust.read_trust(data)
+        return self.call(
+            lambda: self._apply(TRUST_DOCS, data, "county", source, retained, build_ack, update)
+        )
+
+    def open_command(self, payload: bytes) -> bytes:
+        """The command to run from a (signed) ``cmd`` payload, on the link's thread; raises
+        ``agent.domain.trust.TrustRejected`` with the reason when it may not run."""
+        return self.runtime.schedule_files.trust.open_command(payload)
 
     def _apply(
         self,
@@ -358,6 +373,25 @@ LIBRARY_DOCS = DocKind(
     ack_kind="library_ack",
     ack_topic="library/ack",
     ack_key="mqtt.library_ack.{layer}",
+)
+
+
+def _same_trust_as_applied(runtime: Any, update: Any, layer: str) -> int | None:
+    """The applied revocation list's version when ``update`` carries exactly that list."""
+    new = getattr(update, "revocations", None)
+    if new is None:
+        return None
+    current = runtime.schedule_files.trust.revocations.load()
+    return current.version if current.version and current == new else None
+
+
+TRUST_DOCS = DocKind(
+    apply=lambda rt, data, source, layer, parsed: rt.schedule_files.apply_trust(parsed, source),
+    versions=lambda rt: {"county": rt.schedule_files.trust.applied_version()},
+    same_as_applied=_same_trust_as_applied,
+    ack_kind="trust_ack",
+    ack_topic="trust/ack",
+    ack_key="mqtt.trust_ack.{layer}",
 )
 
 

@@ -1,6 +1,8 @@
 """The ``cmd`` topic: check a command, run it at most once, and queue the reply.
 
-A command is ``{"id", "cmd", "args", "ts", "terminal"?}``. Whatever arrives, the terminal answers
+A command is ``{"id", "cmd", "args", "ts", "terminal"?, "expires"?}``, signed in an envelope
+(``docs/trust.md``) where the terminal requires it; a signed one must carry ``expires`` and is
+refused once expired. Whatever arrives, the terminal answers
 on ``cmd/reply`` with the same ``id`` (null when there was none to read) and a status: ``ok``,
 ``error`` (with an ``error`` code) or ``duplicate`` (the id ran before; it is not run again, the
 earlier reply comes back in ``data.original``). Nothing that arrives here can crash the agent.
@@ -27,6 +29,7 @@ from agent import __version__
 from agent.adapters.mqtt.bridge import BridgeClosed, CommandResult
 from agent.domain import protocol as p
 from agent.domain.records import utc_now_text
+from agent.domain.trust import TrustRejected, parse_envelope
 
 log = logging.getLogger("agent.adapters.mqtt")
 
@@ -100,6 +103,12 @@ class CommandProcessor:
 
     def handle(self, payload: bytes) -> dict[str, Any]:
         """Process one command message; returns the reply (queued unless the store refused it)."""
+        refused, payload = self._open(payload)
+        if refused is not None:
+            inc = read_command(payload)  # only to answer under the command's id and name
+            return self._reply(
+                inc.cmd_id, inc.cmd, "error", refused.reason(), {}, refused.code, remember=False
+            )
         inc = read_command(payload)
         if inc.problem is not None:
             exc = inc.problem
@@ -143,6 +152,29 @@ class CommandProcessor:
         status = "ok" if result.ok else "error"
         error = None if result.ok else result.error
         return self._reply(cmd_id, cmd, status, result.message, result.data, error)
+
+    def _open(self, payload: bytes) -> tuple[Any, bytes]:
+        """(refusal or None, the command's own bytes): a signed command is verified (signer,
+        target, ``expires``) before any field of it is used. A bridge without a trust gate
+        (the in-memory one of benches) passes payloads through."""
+        opener = getattr(self.bridge, "open_command", None)
+        if opener is None:
+            return None, payload
+        try:
+            return None, opener(payload)
+        except TrustRejected as exc:
+            inner = payload
+            try:
+                env = parse_envelope(payload, len(payload))
+                inner = env.payload
+            except TrustRejected:
+                pass
+            return exc, inner
+        except BridgeClosed:
+            raise
+        except Exception as exc:  # a broken gate must not run the command nor kill the link
+            log.exception("command: the signature check failed")
+            return TrustRejected("failed", f"the signature could not be checked ({exc})"), payload
 
     def _execute(self, cmd_id: str, cmd: str, args: dict[str, Any]) -> CommandResult:
         try:

@@ -1,4 +1,4 @@
-"""What the link receives: schedules, commands and record acknowledgements, each sorted by topic
+"""What the link receives: schedules, manifests, trust updates, commands and record acknowledgements, each sorted by topic
 and handed on, plus asking the broker for a retained schedule again.
 
 Runs on the link's worker thread only; the agent is reached through the bridge, whose answers
@@ -53,6 +53,8 @@ class Receiver:
             self._on_schedule(name, parsed.terminal, payload, retained)
         elif parsed.suffix == t.LIBRARY and parsed.terminal in (conn.terminal, t.ALL):
             self._on_library(name, parsed.terminal, payload, retained)
+        elif parsed.suffix == t.TRUST and parsed.terminal == t.ALL:
+            self._on_trust(name, payload, retained)
         elif parsed.terminal != conn.terminal:
             log.warning("message for another terminal on %r ignored", name)
         elif parsed.suffix == t.CMD:
@@ -88,6 +90,21 @@ class Receiver:
             level = logging.INFO if out.status == "applied" else logging.WARNING
             version = "without a valid version" if out.version is None else f"v{out.version}"
             log.log(level, "manifest %s %s: %s %s", layer, version, out.status, out.reasons[:3])
+
+    def _on_trust(self, name: str, payload: bytes, retained: bool) -> None:
+        if not payload:
+            return  # a retained list being cleared: the applied one stays in force
+        apply = getattr(self.bridge, "apply_trust", None)
+        if apply is None:
+            log.warning("trust update on %r ignored: this agent cannot apply one", name)
+            return
+        out = apply(payload, f"mqtt:{name}", retained, self.schedule_ack)
+        self.conn.clock = out.clock
+        self.policy.wake()  # the ack is in the outbox now
+        if not out.silent:
+            level = logging.INFO if out.status == "applied" else logging.WARNING
+            version = "without a valid version" if out.version is None else f"v{out.version}"
+            log.log(level, "revocation list %s: %s %s", version, out.status, out.reasons[:3])
 
     def _on_record_ack(self, name: str, payload: bytes) -> None:
         try:

@@ -1,11 +1,16 @@
 """``countyctl``: push schedules, watch the fleet, collect records, send commands.
 
-    countyctl push-schedule FILE --county C [--terminal T] [--expect T1,T2] [--wait 30]
+    countyctl push-schedule FILE --county C [--terminal T] [--expect T1,T2] [--wait 30] [--key K]
+    countyctl push-library FILE --county C [--terminal T] [--key K]
+    countyctl keys init-root|new-county|certify|revoke|list ...    (docs/trust.md)
+    countyctl sign FILE --key K                 countyctl verify FILE --roots DIR --county C
     countyctl watch --county C [--interval 2] [--once] [--json]
-    countyctl collect --db FILE [--county C]          (runs until Ctrl-C)
-    countyctl collect --db FILE --export OUT.csv      (export and exit)
-    countyctl cmd T status|play|stop|reload|ping --county C [--course ID] [--arg k=v ...]
+    countyctl collect --db FILE|URL [--county C] [--shared GROUP]   (runs until Ctrl-C)
+    countyctl collect --db FILE|URL --export OUT.csv                (export and exit)
+    countyctl report --db FILE|URL --month 2026-11 [--county C] [--csv|--json|--html FILE]
+    countyctl cmd T status|play|stop|reload|ping --county C [--course ID] [--arg k=v ...] [--key K]
     countyctl content --county C [--hours 24] [--wait 3] [--json]
+    countyctl broker-acl --county C --roster FILE [--out DIR] [--passwords] [--make-certs DIR]
 
 Broker options (``--host``, ``--port``, ``--protocol``, TLS, credentials) are the agent's own.
 Exit status: 0 done, 1 a terminal refused or did not answer, 2 bad input or no broker.
@@ -23,11 +28,14 @@ import threading
 import time
 from pathlib import Path
 
+from agent.cli.county import broker_acl, keys, sign
 from agent.cli.county.client import CountyClient, ToolError, add_broker_args, broker_config
 from agent.cli.county.cmd import parse_args_kv, send_command
-from agent.cli.county.collector import Collector, CollectorDb
+from agent.cli.county.collector import Collector
 from agent.cli.county.content import gather, render
-from agent.cli.county.push import push_schedule
+from agent.cli.county.push import LIBRARY, SCHEDULE, push_schedule
+from agent.cli.county.report_cli import ID_RE, add_report_parser, cmd_report
+from agent.cli.county.storage import StorageError, open_storage
 from agent.cli.county.watch import Fleet, watch_filters
 from agent.domain import protocol as p
 
@@ -42,7 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--terminal", default=None, help="the terminal layer of one terminal")
     sp.add_argument("--expect", default="", help="terminals that must answer (comma separated)")
     sp.add_argument("--wait", type=float, default=30.0, help="seconds to wait for acks")
+    add_signing_args(sp)
     add_broker_args(sp)
+
+    sl = sub.add_parser("push-library", help="a course manifest: validate, publish, wait for acks")
+    sl.add_argument("file", type=Path)
+    sl.add_argument("--county", required=True)
+    sl.add_argument("--terminal", default=None, help="the terminal layer of one terminal")
+    sl.add_argument("--expect", default="", help="terminals that must answer (comma separated)")
+    sl.add_argument("--wait", type=float, default=30.0, help="seconds to wait for acks")
+    add_signing_args(sl)
+    add_broker_args(sl)
 
     sw = sub.add_parser("watch", help="a live table of the county's terminals")
     sw.add_argument("--county", default=None)
@@ -53,12 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     add_broker_args(sw)
 
     sc = sub.add_parser("collect", help="the durable record collector (or --export its records)")
-    sc.add_argument("--db", type=Path, required=True)
+    sc.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     sc.add_argument("--county", default=None)
     sc.add_argument("--export", type=Path, default=None, help="write the records as CSV and exit")
     sc.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     sc.add_argument("--retry-max", type=float, default=30.0, help="longest wait between retries")
+    sc.add_argument(
+        "--shared",
+        default=None,
+        metavar="GROUP",
+        help="one of several collectors: MQTT 5 shared subscriptions ($share/GROUP/...)",
+    )
     add_broker_args(sc)
+    add_report_parser(sub)
 
     sm = sub.add_parser("cmd", help="send a command to a terminal and print its reply")
     sm.add_argument("terminal")
@@ -69,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--arg", action="append", default=[], help="extra argument key=value")
     sm.add_argument("--id", default=None, help="the command id (default: a new one)")
     sm.add_argument("--wait", type=float, default=20.0)
+    sm.add_argument(
+        "--expires-minutes", type=float, default=10.0, help="a signed command's lifetime"
+    )
+    add_signing_args(sm)
     add_broker_args(sm)
 
     sn = sub.add_parser("content", help="course files each terminal still lacks, per slot")
@@ -80,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     sn.add_argument("--json", action="store_true")
     add_broker_args(sn)
 
+    broker_acl.add_parser(sub)
+    keys.add_parser(sub)
+    sign.add_parser(sub)
+
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -89,6 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def add_signing_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--key", type=Path, default=None, help="sign with this county key (.key)")
+    ap.add_argument("--cert", type=Path, default=None, help="default: KEY_ID.cert.json beside it")
+
+
+def signer(args: argparse.Namespace) -> tuple[keys.KeyFile, dict] | None:
+    """The county key and its certificate from ``--key``/``--cert``, or None (unsigned)."""
+    if args.key is None:
+        return None
+    key = keys.load_private(args.key)
+    return key, keys.load_cert_for(key, args.cert)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -105,6 +151,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         expect=expect,
         wait=args.wait,
         client_id=args.client_id,
+        kind=LIBRARY if args.command == "push-library" else SCHEDULE,
+        signer=signer(args),
     )
     print("\n".join(result.lines()))
     return 0 if result.ok() else 1
@@ -150,8 +198,13 @@ def _print_fleet(fleet: Fleet, as_json: bool, clear: bool) -> None:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    if args.shared is not None and not ID_RE.match(args.shared):
+        raise ToolError(f"--shared {args.shared!r}: a group name is letters, digits, '_', '-'")
+    try:
+        db = open_storage(args.db)
+    except StorageError as exc:
+        raise ToolError(str(exc)) from None
     if args.export is not None:
-        db = CollectorDb(args.db)
         try:
             with open(args.export, "w", newline="", encoding="utf-8") as fh:
                 n = db.export_csv(fh)
@@ -164,13 +217,19 @@ def cmd_collect(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     collector = Collector(
         broker_config(args),
-        args.db,
+        db,
         county=args.county,
         client_id=args.client_id,
+        shared=args.shared,
         retry_max=args.retry_max,
         on_line=lambda line: print(f"collect: {line}", flush=True),
     )
-    collector.run(stop, duration=args.duration)
+    try:
+        collector.run(stop, duration=args.duration)
+    except StorageError as exc:
+        raise ToolError(
+            f"{exc} (not acknowledged: the broker and the terminals send it again)"
+        ) from None
     print(
         f"collect: stopped; {collector.stored} new record(s), "
         f"{collector.duplicates} duplicate(s) dropped",
@@ -196,6 +255,8 @@ def cmd_cmd(args: argparse.Namespace) -> int:
         cmd_id=args.id,
         wait=args.wait,
         client_id=args.client_id,
+        signer=signer(args),
+        expires_s=args.expires_minutes * 60,
     )
     if reply is None:
         print(f"no reply from {args.terminal} within {args.wait:.0f} s (offline?)", file=sys.stderr)
@@ -233,8 +294,14 @@ def cmd_content(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "push-schedule": cmd_push,
+    "push-library": cmd_push,
+    "keys": keys.cmd_keys,
+    "sign": sign.cmd_sign,
+    "verify": sign.cmd_verify,
     "watch": cmd_watch,
     "collect": cmd_collect,
+    "report": cmd_report,
     "cmd": cmd_cmd,
     "content": cmd_content,
+    "broker-acl": broker_acl.run,
 }

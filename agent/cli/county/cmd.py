@@ -29,18 +29,19 @@ def send_command(
     wait: float = 20.0,
     raw: bytes | None = None,
     client_id: str | None = None,
+    signer: tuple[Any, dict[str, Any]] | None = None,
+    expires_s: float = 600.0,
 ) -> dict[str, Any] | None:
     """Publish a command (or ``raw`` bytes, for tests of bad input) and wait for its reply.
 
     Returns the reply, or None when none came in time (the terminal may be offline: commands
-    are not queued for absent terminals).
+    are not queued for absent terminals). With a ``signer`` (county key, certificate) the command
+    carries ``expires`` and goes out in its signed envelope.
     """
     cmd_id = cmd_id or new_command_id()
     payload = raw
     if payload is None:
-        payload = p.dumps(
-            p.command(cmd_id=cmd_id, cmd=cmd, args=args, ts=utc_now_text(), terminal=terminal)
-        )
+        payload = command_bytes(county, terminal, cmd, args, cmd_id, signer, expires_s)
     cc = CountyClient(m, client_id or f"countyctl-cmd-{uuid.uuid4().hex[:12]}")
     cc.connect()
     try:
@@ -61,6 +62,31 @@ def send_command(
     finally:
         cc.close()
     return None
+
+
+def command_bytes(
+    county: str,
+    terminal: str,
+    cmd: str,
+    args: dict[str, Any] | None,
+    cmd_id: str,
+    signer: tuple[Any, dict[str, Any]] | None = None,
+    expires_s: float = 600.0,
+    now: float | None = None,
+) -> bytes:
+    """The command as published: plain JSON, or its signed envelope with ``expires``."""
+    from agent.domain.trust import time_text
+
+    when = time.time() if now is None else now
+    msg = p.command(cmd_id=cmd_id, cmd=cmd, args=args, ts=time_text(when), terminal=terminal)
+    if signer is None:
+        msg["ts"] = utc_now_text()
+        return p.dumps(msg)
+    from agent.cli.county.keys import envelope
+
+    msg["expires"] = time_text(when + expires_s)
+    key, cert = signer
+    return envelope(key, cert, "command", county, terminal, p.dumps(msg))
 
 
 def parse_args_kv(items: list[str]) -> dict[str, Any]:

@@ -50,6 +50,35 @@ def with_private_broker(config: Path, cfg: Any) -> tuple[Path, PrivateBroker | N
     return derived, broker
 
 
+def demo_keys(demo_dir: Path, county: str, roots_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The demo's own province root and county key (made once, under ``demo_dir/keys``), the
+    county key certified afresh, and the root installed in the terminal's ``roots_dir``."""
+    from agent.cli.county.keys import certify, load_private, new_key
+
+    folder = demo_dir / "keys"
+    root_path, key_path = folder / "demo-root.key", folder / f"{county}-demo.key"
+    root = load_private(root_path) if root_path.exists() else new_key(folder, "demo-root", "root")
+    key = (
+        load_private(key_path)
+        if key_path.exists()
+        else new_key(folder, f"{county}-demo", "county", county)
+    )
+    roots_dir.mkdir(parents=True, exist_ok=True)
+    (roots_dir / "demo-root.pub").write_text((folder / "demo-root.pub").read_text())
+    return key, certify(root, key.key_id, county, key.public())
+
+
+def sign_for_demo(
+    data: bytes, signer: tuple[Any, dict[str, Any]], kind: str, terminal: str | None = None
+) -> bytes:
+    """``data`` in its signed envelope, as ``countyctl sign`` writes it (for one terminal's
+    layer when ``terminal`` is given, else the county's)."""
+    from agent.cli.county.sign import sign_bytes
+
+    key, cert = signer
+    return sign_bytes(data, key, cert, kind=kind, terminal=terminal)
+
+
 class CountySide:
     """The durable collector and a watcher of everything under the county, in threads."""
 

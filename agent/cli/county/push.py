@@ -5,7 +5,9 @@ The document is checked with the agent's own parser first, so a malformed schedu
 manifest never leaves the county. Terminal layer: ``rde/v1/{county}/{terminal}/schedule`` (or
 ``.../library``); without ``--terminal`` the county layer, ``rde/v1/{county}/all/schedule`` (or
 ``.../all/library``), and the terminals expected to answer are those named with ``--expect`` plus
-every terminal whose retained state is "online".
+every terminal whose retained state is "online". With a signer (``--key``) the checked document
+is published inside its signed envelope (``docs/trust.md``), which is what terminals that
+require signatures take.
 """
 
 from __future__ import annotations
@@ -110,8 +112,17 @@ def push_schedule(
     wait: float = 30.0,
     client_id: str | None = None,
     kind: Pushed = SCHEDULE,
+    signer: tuple[Any, dict[str, Any]] | None = None,
 ) -> PushResult:
     doc = check_document(data, county, terminal, kind)
+    if signer is not None:
+        from agent.cli.county.sign import sign_bytes
+
+        key, cert = signer
+        doc_kind = "manifest" if kind is LIBRARY else "schedule"
+        data = sign_bytes(data, key, cert, kind=doc_kind, county=county, terminal=terminal)
+        if len(data) > p.MAX_INCOMING_PACKET:
+            raise ToolError(f"the signed {kind.name} is larger than {p.MAX_INCOMING_PACKET} bytes")
     layer = "terminal" if terminal else "county"
     result = PushResult(layer, doc.version, kind, expected=set(expect or []))
     if terminal:

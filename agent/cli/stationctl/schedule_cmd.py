@@ -42,6 +42,9 @@ def add_parser(sub: Any) -> None:
     v = ssub.add_parser("validate", help=_("check a schedule file; every problem is listed"))
     add_common(v)
     v.add_argument("file")
+    v.add_argument(
+        "--roots", default=None, help="root keys folder (default: the config's trust.roots_dir)"
+    )
     v.set_defaults(func=validate, needs_config=False)
     n = ssub.add_parser("next", help=_("the sessions a schedule file plans"))
     add_common(n)
@@ -52,6 +55,11 @@ def add_parser(sub: Any) -> None:
     add_common(a)
     a.add_argument("file")
     a.add_argument("--layer", choices=["terminal", "county"], default=None)
+    a.add_argument(
+        "--unsigned",
+        action="store_true",
+        help="apply an unsigned schedule anyway (root only; logged and reported to the county)",
+    )
     a.set_defaults(func=apply)
 
 
@@ -270,13 +278,70 @@ def _ts(text: str) -> float:
 # -- schedule files ----------------------------------------------------------------------------
 
 
+def _signature(ctx: Ctx, data: bytes) -> tuple[bool, str, bytes]:
+    """(holds, who signed and whether it holds, the payload to validate) for ``validate``.
+
+    Judged for this station (its county, roots and revocation list) when its config can be
+    read, else for the county the envelope names under ``--roots`` (a technician's laptop).
+    """
+    from agent.domain.trust import TrustRejected, looks_signed, peek
+    from agent.runtime.trust import ENVELOPE_LIMIT, TrustGate
+
+    obj = peek(data, ENVELOPE_LIMIT)
+    if not looks_signed(obj):
+        return True, "unsigned", data
+    try:
+        cfg = _full_config(ctx.cfg) if ctx.cfg is not None else None
+        if cfg is None:
+            from agent.runtime.config import load_config
+
+            cfg = load_config(ctx.args.config)
+    except Exception:  # no readable config here: judge for the county the envelope names
+        cfg = None
+    roots = ctx.args.roots or (cfg.trust.roots_dir if cfg else "/etc/station-agent/trust")
+    if cfg is not None:
+        gate = TrustGate.for_config(cfg)
+        gate.mode, gate.roots_dir = "required", Path(roots)
+    else:
+        county = obj.get("county") if isinstance(obj.get("county"), str) else "?"
+        gate = TrustGate("required", Path(roots), Path("/nonexistent"), county, None)
+    try:
+        opened = gate.open(data, "schedule")
+    except TrustRejected as exc:
+        return False, f"signature does NOT hold: {exc.reason()}", b""
+    v = opened.verified
+    assert v is not None
+    until = f", certificate until {v.cert_expires}" if v.cert_expires else ""
+    return (
+        True,
+        f"signed by {v.signer()}{until}: holds",
+        (opened.payload),
+    )
+
+
+def _full_config(cfg: Any) -> Any:
+    """The agent's whole config (its ``trust`` section), where stationctl read a light one."""
+    if hasattr(cfg, "trust"):
+        return cfg
+    from agent.runtime.config import ConfigError, load_config
+
+    try:
+        return load_config(cfg.source)
+    except ConfigError as exc:
+        raise CtlError(str(exc), EXIT_FAIL) from None
+
+
 def validate(ctx: Ctx) -> int:
     from agent.adapters.schedule_files import parse_untrusted
     from agent.domain.schedule import ScheduleRejected
 
     args = ctx.args
+    data = _read(args.file)
+    holds, who, payload = _signature(ctx, data)
     try:
-        doc = parse_untrusted(_read(args.file), args.file)
+        if not holds:
+            raise ScheduleRejected(args.file, [who])
+        doc = parse_untrusted(payload, args.file)
     except ScheduleRejected as exc:
         if ctx.json:
             print(json.dumps({"valid": False, "problems": exc.problems}, ensure_ascii=False))
@@ -286,8 +351,12 @@ def validate(ctx: Ctx) -> int:
                 print(f"  {problem}", file=sys.stderr)
         return EXIT_FAIL
     if ctx.json:
-        print(json.dumps({"valid": True, "version": doc.version, "items": len(doc.items)}))
+        out: dict[str, Any] = {"valid": True, "version": doc.version, "items": len(doc.items)}
+        if payload is not data:
+            out["signature"] = who  # only a signed file says who signed it
+        print(json.dumps(out, ensure_ascii=False))
     else:
+        print(f"{args.file}: {who}")
         print(
             ngettext(
                 "{file}: valid (version {version}, {n} item)",
@@ -361,13 +430,45 @@ def _station_timezone(ctx: Ctx) -> str | None:
 
 
 def apply(ctx: Ctx) -> int:
+    """Apply a schedule file, its signature checked like one from the county; ``--unsigned``
+    (root only) takes an unsigned one where signatures are required, and says so to the county."""
+    import getpass
+    import os
+
     from agent.adapters.schedule_files import ScheduleStore
+    from agent.domain.trust import looks_signed, peek
+    from agent.runtime.trust import ENVELOPE_LIMIT, TrustGate
+    from agent.runtime.trust_unsigned import note_unsigned
 
     args, cfg = ctx.args, ctx.cfg
+    if args.unsigned and os.geteuid() != 0:
+        raise CtlError("--unsigned may only be used as root", EXIT_USAGE)
+    data = _read(args.file)
+    gate = TrustGate.for_config(_full_config(cfg))
+    signed = looks_signed(peek(data, ENVELOPE_LIMIT))
+    parsed = gate.read_schedule(
+        data, args.file, timezone=cfg.timezone, layer=args.layer, unsigned_ok=args.unsigned
+    )
     store = ScheduleStore(cfg.state_dir, timezone=cfg.timezone)
     result = store.apply(
-        _read(args.file), args.file, layer=args.layer, terminal=cfg.terminal, county=cfg.county
+        data,
+        args.file,
+        layer=args.layer,
+        terminal=cfg.terminal,
+        county=cfg.county,
+        parsed=parsed,
     )
+    if result.status == "applied" and not signed and gate.mode == "required":
+        note_unsigned(
+            cfg.state_dir,
+            {
+                "kind": "schedule",
+                "file": str(Path(args.file).resolve()),
+                "layer": result.layer,
+                "version": result.version,
+                "user": os.environ.get("SUDO_USER") or getpass.getuser(),
+            },
+        )
     told = result.status == "applied" and _tell_the_agent(cfg.socket_path)
     if ctx.json:
         print(json.dumps({**result.to_json(), "agent_reloaded": told}, ensure_ascii=False))
