@@ -105,6 +105,7 @@ class ContentService:
         self._thread: threading.Thread | None = None
         self._sources: list[Path] = []
         self._short: dict[str, Any] | None = None  # the first file of this pass without room
+        self._told: tuple[Any, ...] | None = None  # the readiness counts last announced
         self.passes = 0
 
     # -- any thread --------------------------------------------------------------------------
@@ -381,7 +382,12 @@ class ContentService:
     def _publish(self, inputs: Inputs) -> None:
         """Judge the alarms from the state now and carry out the changes on the core thread."""
         now = self.host.clock.wall()
-        _ready, verdicts = self.state.judge(now, self.cfg.alarm_hours * 3600)
+        ready, verdicts = self.state.judge(now, self.cfg.alarm_hours * 3600)
+        counts = (ready.needed, ready.ready, ready.fetching, ready.failed, ready.soonest_missing)
+        if counts != self._told:
+            self._told = counts
+            summary = self.state.summary()
+            self.host.call_soon(lambda: self.host.notify("content_changed", summary))
         if self._raised is None:
             self._raised = {name for name in ALARMS if name in inputs.open_alarms}
         actions: list[c.Action] = []

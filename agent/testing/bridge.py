@@ -44,6 +44,7 @@ class MemoryBridge:
         self.wake: Callable[[], None] = lambda: None
         self.versions: dict[str, int | None] = {"terminal": None, "county": None}
         self.library_versions: dict[str, int | None] = {"terminal": None, "county": None}
+        self.status_stale = False  # nothing here changes the status behind the link's back
 
     def attach(self, wake: Callable[[], None], status: Callable[[], dict[str, Any]]) -> None:
         self.wake = wake

@@ -69,6 +69,7 @@ class RuntimeBridge:
         self.terminal = self.cfg.terminal
         self.county = self.cfg.county
         self.boot_id = runtime.boot
+        self.status_stale = False
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -128,6 +129,9 @@ class RuntimeBridge:
 
         def on_event(kind: str, _payload: Any) -> None:
             if kind == "record":
+                wake()
+            elif kind == "content_changed":
+                self.status_stale = True  # the retained status is republished by the link
                 wake()
 
         self.runtime.hooks_per_tick.append(on_tick)

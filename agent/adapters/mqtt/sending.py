@@ -94,6 +94,9 @@ class Sender:
         if now >= self.next_recheck:
             self.next_recheck = now + RECHECK_S
             self.policy.wake()
+        if self.bridge.status_stale:  # something the county looks at changed (content readiness)
+            self.bridge.status_stale = False
+            self.publish_status(None)
         retry = self.policy.next_retry_at()
         if retry is not None and now >= retry:
             self.retry(now)
