@@ -208,6 +208,19 @@ def vlc_probe(path: str, timeout: float) -> dict[str, Any]:
     }
 
 
+def child_env() -> dict[str, str]:
+    """The environment for a child Python that must import what this process imports.
+
+    The child sees this process's ``sys.path`` through ``PYTHONPATH``, in the same order, so it
+    finds the agent and its libraries however they were put there: a venv, a source tree, or
+    the .deb's wrapper that puts /usr/lib/station-agent and its vendor/ first. The empty entry
+    (the working folder) is left out: the child must not import from wherever it was started.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
 def check_vlc(_ctx: Ctx) -> dict[str, Any]:
     import subprocess
     import tempfile
@@ -220,15 +233,12 @@ def check_vlc(_ctx: Ctx) -> dict[str, Any]:
             "import json,sys;from agent.cli.stationctl.check_cmd import vlc_probe;"
             f"print(json.dumps(vlc_probe(sys.argv[1], {VLC_TIMEOUT_S - 5})))"
         )
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[3])
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", code, str(wav)],
                 capture_output=True,
                 timeout=VLC_TIMEOUT_S,
-                env=env,
+                env=child_env(),
             )
         except subprocess.TimeoutExpired:
             return _result("vlc", "fail", _("VLC did not finish the 1-second probe in time."))
