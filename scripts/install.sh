@@ -34,6 +34,7 @@ VENV=1
 WHEELHOUSE=""
 PIP_OPTS=""
 CONFIG_TEMPLATE="$SRC/config/agent.example.yaml"
+ROOTS_SRC=""
 PYTHON=${PYTHON:-python3}
 
 APT_PACKAGES=(python3 python3-venv libvlc5 vlc-plugin-base)
@@ -45,6 +46,7 @@ ADMIN_GROUP=stationadmin
 PREFIX=/opt/station-agent
 ETC_DIR=/etc/station-agent
 CONFIG=$ETC_DIR/agent.yaml
+TRUST_DIR=$ETC_DIR/trust
 STATE_DIR=/var/lib/station-agent
 CONTENT_DIR=$STATE_DIR/content
 INBOX_DIR=$STATE_DIR/inbox
@@ -68,6 +70,8 @@ Usage: $PROG [options]
   --wheelhouse DIR       install Python packages from wheels in DIR only (offline install)
   --pip-opts "OPTS"      extra options for pip install (e.g. "--no-deps")
   --config-template F    config to copy when none exists (default: config/agent.example.yaml)
+  --roots DIR            install the province root public keys (*.pub) from DIR into
+                         /etc/station-agent/trust (the installed config requires signatures)
   -h, --help             this text
 EOF
 }
@@ -101,6 +105,11 @@ while [ $# -gt 0 ]; do
       ;;
     --no-apt) APT=0 ;;
     --skip-venv) VENV=0 ;;
+    --roots)
+      [ $# -ge 2 ] || die "--roots needs a directory"
+      ROOTS_SRC=$(cd "$2" && pwd)
+      shift
+      ;;
     --wheelhouse)
       [ $# -ge 2 ] || die "--wheelhouse needs a directory"
       WHEELHOUSE=$(cd "$2" && pwd)
@@ -297,6 +306,26 @@ create_state_tree() {
   done
 }
 
+# Province root public keys: readable by the agent, writable by root only. Without any, a
+# terminal whose config requires signatures refuses every schedule, so say so loudly.
+install_roots() {
+  local key n=0
+  install -d -m 0755 "$ROOT$TRUST_DIR"
+  if [ -n "$ROOTS_SRC" ]; then
+    for key in "$ROOTS_SRC"/*.pub; do
+      [ -f "$key" ] || continue
+      install -m 0644 "$key" "$ROOT$TRUST_DIR/$(basename "$key")"
+      n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] || die "--roots $ROOTS_SRC holds no *.pub root key"
+    say "trust: installed $n root key(s) into $TRUST_DIR"
+  fi
+  if ! ls "$ROOT$TRUST_DIR"/*.pub >/dev/null 2>&1; then
+    warn "no root key in $TRUST_DIR: with trust.signatures: required every document is refused" \
+      "(install the province's keys with --roots DIR; docs/trust.md)"
+  fi
+}
+
 # The example config uses paths relative to the repo; the installed one points at the state tree.
 write_config() {
   local dest=$ROOT$CONFIG tmp key
@@ -454,6 +483,7 @@ do_install() {
   create_accounts
   create_state_tree
   write_config
+  install_roots
   build_venv
   link_stationctl
   write_sysctl

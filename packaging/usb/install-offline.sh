@@ -31,3 +31,12 @@ set -- -o "Dir::Etc::SourceList=$TMP/sources.list" -o "Dir::Etc::SourceParts=$TM
 apt-get "$@" update -q > /dev/null
 cd "$HERE"
 apt-get --no-install-recommends "$@" install ./station-agent_*_all.deb
+# The province's root keys, when the technician put them on the stick (roots/*.pub): without them
+# a terminal that requires signatures refuses every schedule (docs/trust.md).
+if ls "$HERE"/roots/*.pub >/dev/null 2>&1; then
+    install -d -m 0755 /etc/station-agent/trust
+    install -m 0644 "$HERE"/roots/*.pub /etc/station-agent/trust/
+    echo "install-offline.sh: root keys installed: $(ls "$HERE"/roots/*.pub | wc -l)"
+elif ! ls /etc/station-agent/trust/*.pub >/dev/null 2>&1; then
+    echo "install-offline.sh: warning: no root key in /etc/station-agent/trust; put the province's roots/*.pub on the stick" >&2
+fi

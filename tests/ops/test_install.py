@@ -149,6 +149,27 @@ def test_existing_config_is_never_overwritten(root: Path, template: Path):
     assert "kept existing" in result.stdout
 
 
+def test_root_keys_are_installed_and_their_absence_is_warned(
+    root: Path, template: Path, tmp_path: Path
+):
+    bare = run_install("--root", root, "--skip-venv", "--config-template", template)
+    assert "no root key in /etc/station-agent/trust" in bare.stderr
+    assert mode(root / "etc/station-agent/trust") == 0o755
+    keys = tmp_path / "province"
+    keys.mkdir()
+    (keys / "prov-root-1.pub").write_text("a public key\n")
+    (keys / "notes.txt").write_text("not a key\n")
+    done = run_install("--root", root, "--skip-venv", "--roots", keys)
+    installed = root / "etc/station-agent/trust/prov-root-1.pub"
+    assert installed.read_text() == "a public key\n" and mode(installed) == 0o644
+    assert not (root / "etc/station-agent/trust/notes.txt").exists()
+    assert "installed 1 root key" in done.stdout and "no root key" not in done.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = run_install("--root", root, "--skip-venv", "--roots", empty, check=False)
+    assert refused.returncode != 0 and "holds no *.pub root key" in refused.stderr
+
+
 def test_missing_template_and_no_config_fails(root: Path, tmp_path: Path):
     result = run_install(
         "--root", root, "--skip-venv", "--config-template", tmp_path / "nope.yaml", check=False
