@@ -37,7 +37,7 @@ def fetch_file(
     ca_file: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
-    chunk: int = 64 * 1024,
+    chunk: int = 256 * 1024,
 ) -> FetchResult:
     """Fetch ``dest`` (``size`` bytes, ``sha256``) from the first mirror that delivers it.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import FetchError
 
-FSYNC_BYTES = 16 * 1024 * 1024
+FSYNC_BYTES = 64 * 1024 * 1024
 FSYNC_SECONDS = 30.0
 REHASH_CHUNK = 1024 * 1024
 
