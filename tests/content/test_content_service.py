@@ -4,7 +4,9 @@ readiness in the status, the content alarms, the disk budget on a real tmpfs, do
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -252,5 +254,39 @@ def test_outside_the_windows_only_urgent_files_are_fetched(tmp_path, nginx) -> N
         wait_for(lambda: file_status(rt, near["path"]) == "ready", 30, 0.1, "the urgent file")
         wait_for(lambda: file_status(rt, far["path"]) == "waiting", 10, 0.1, "the far file waits")
         assert not (rt.cfg.content_dir / far["path"]).exists()
+    finally:
+        stop(rt, t)
+
+
+def test_the_satellite_folder_feeds_the_content_folder_once_a_file_is_complete(
+    tmp_path, nginx
+) -> None:
+    """The datacast receiver writes a course in pieces over a few seconds; the agent takes it
+    only once it is complete and matches the manifest, and never fetches it over the line."""
+    intake = tmp_path / "satellite"
+    intake.mkdir()
+    data = os.urandom(512 * 1024)
+    sha = hashlib.sha256(data).hexdigest()
+    f = {
+        "path": "courses/sat.bin",
+        "size": len(data),
+        "sha256": sha,
+        "sources": [nginx.url("not-there.bin")],  # the line has nothing: only the dish does
+    }
+    rt, t = start(tmp_path, intake_dir=str(intake), intake_poll_seconds=0.2, retry_seconds=60)
+    try:
+        apply_manifest(rt, manifest(1, [f]))
+        landed = rt.cfg.content_dir / f["path"]
+        received = intake / "datacast" / "sat.bin"
+        received.parent.mkdir()
+        with received.open("wb") as out:
+            for i in range(0, len(data), 64 * 1024):
+                out.write(data[i : i + 64 * 1024])
+                out.flush()
+                time.sleep(0.3)
+                assert not landed.exists(), "a half-written file was taken"
+        wait_for(lambda: file_status(rt, f["path"]) == "ready", 30, 0.1, "the satellite file")
+        assert landed.read_bytes() == data
+        assert not received.exists(), "the satellite copy was not moved away"
     finally:
         stop(rt, t)
