@@ -2,7 +2,8 @@
 
 Why the hash lives with the file: the sha256 is computed while receiving, so the file is never
 read a second time, except once after a restart (SIGKILL, power cut) to rebuild the running hash
-of the bytes already on disk. Why periodic fsync: after a power cut the ``.part`` must hold what
+of the bytes already on disk. The hashing runs on a helper thread (hashlib releases the GIL), so
+receiving, writing and hashing overlap on two cores; at most ``HASH_QUEUE`` chunks wait for it. Why periodic fsync: after a power cut the ``.part`` must hold what
 it claims; fsync by bytes and by time bounds both the loss and the flash wear on slow links.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -20,6 +22,54 @@ from .errors import FetchError
 FSYNC_BYTES = 64 * 1024 * 1024
 FSYNC_SECONDS = 30.0
 REHASH_CHUNK = 1024 * 1024
+HASH_QUEUE = 4  # chunks waiting to be hashed (bounded memory: 4 x the read size)
+
+
+class RunningHash:
+    """sha256 over the chunks handed to ``update``, computed on a helper thread, in order.
+
+    ``hexdigest`` and ``reset`` wait for the chunks handed over so far; the thread lives while
+    chunks come and is stopped by ``close``.
+    """
+
+    def __init__(self) -> None:
+        self._hasher = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(HASH_QUEUE)
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while True:
+            data = self._chunks.get()
+            try:
+                if data is None:
+                    return
+                self._hasher.update(data)
+            finally:
+                self._chunks.task_done()
+
+    def update(self, data: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="fetch-hash", daemon=True)
+            self._thread.start()
+        self._chunks.put(data)
+
+    def _drain(self) -> None:
+        if self._thread is not None:
+            self._chunks.join()
+
+    def hexdigest(self) -> str:
+        self._drain()
+        return self._hasher.hexdigest()
+
+    def reset(self) -> None:
+        self._drain()
+        self._hasher = hashlib.sha256()
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._chunks.put(None)
+            thread.join()
 
 
 def fsync_dir(path: Path) -> None:
@@ -36,7 +86,7 @@ class PartFile:
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
         self.size = size
-        self.hasher = hashlib.sha256()
+        self.hasher = RunningHash()
         self.length = 0
         self._unsynced = 0
         self._synced_at = time.monotonic()
@@ -64,7 +114,7 @@ class PartFile:
 
     def rehash(self, cancel: threading.Event | None) -> None:
         """Rebuild the running hash from the bytes already on disk (once, on resume)."""
-        self.hasher = hashlib.sha256()
+        self.hasher.reset()
         done = 0
         try:
             while done < self.length:
@@ -91,7 +141,7 @@ class PartFile:
             raise FetchError("disk", f"cannot truncate {self.path}: {e}") from e
         self.length = length
         if length == 0:
-            self.hasher = hashlib.sha256()
+            self.hasher.reset()
 
     def append(self, data: bytes) -> None:
         view = memoryview(data)
@@ -137,6 +187,7 @@ class PartFile:
             raise FetchError("disk", f"cannot delete {self.path}: {e}") from e
 
     def close(self) -> None:
+        self.hasher.close()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
