@@ -11,41 +11,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.domain.document import DEFAULT_LIMITS, PARSE_SECONDS, DocumentError, Limits
+from agent.domain.document import DEFAULT_LIMITS, PARSE_SECONDS, Limits
 from agent.domain.manifest import ManifestDoc, ManifestRejected
-from agent.domain.schedule import MAX_PROBLEMS, ApplyResult, at_most, problems_text, stated_version
-from agent.domain.schema import SchemaError, build
-from agent.runtime.documents import parse_document
-from agent.runtime.layered_files import LayeredFiles
+from agent.domain.schedule import ApplyResult
+from agent.runtime.layered_files import LayeredFiles, read_layered, read_untrusted_layered
 
 
 def parse_manifest(data: str | bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> ManifestDoc:
     """Parse and validate a manifest (YAML or JSON). Raises ManifestRejected."""
-    try:
-        node = parse_document(data, source, limits)
-    except DocumentError as exc:
-        raise ManifestRejected(source, [f"{exc.where}: {exc.message}"]) from None
-    try:
-        return build(ManifestDoc, node, source)
-    except SchemaError as exc:
-        problems = at_most(problems_text(exc.problems), MAX_PROBLEMS)
-        raise ManifestRejected(source, problems, version=stated_version(node)) from None
+    return read_layered(ManifestDoc, ManifestRejected, data, source, limits)
 
 
 def parse_untrusted_manifest(
     data: str | bytes, source: str, *, budget_s: float = PARSE_SECONDS
 ) -> ManifestDoc:
-    """Read a manifest that came from outside (MQTT, the inbox folder, a USB stick, a stored file
-    that may be damaged): bounded in size, depth, values and time, and raising nothing but
-    ``ManifestRejected``, so an unforeseen failure is a verdict, not a dead thread. It touches no
-    state, so any thread may run it."""
-    try:
-        return parse_manifest(data, source, Limits(seconds=budget_s))
-    except ManifestRejected:
-        raise
-    except Exception as exc:
-        problem = f"{source}: could not be read ({type(exc).__name__}: {exc})"
-        raise ManifestRejected(source, [problem[:500]]) from None
+    """Read a manifest that came from outside (``read_untrusted_layered``): raises nothing but
+    ``ManifestRejected``; any thread may run it."""
+    return read_untrusted_layered(ManifestDoc, ManifestRejected, data, source, budget_s)
 
 
 def read_untrusted_manifest(data: str | bytes, source: str) -> ManifestDoc | ManifestRejected:

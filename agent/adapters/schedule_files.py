@@ -10,34 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.domain.document import DEFAULT_LIMITS, PARSE_SECONDS, DocumentError, Limits
+from agent.domain.document import DEFAULT_LIMITS, PARSE_SECONDS, Limits
 from agent.domain.schedule import (
     DEFAULT_TIMEZONE,
     LAYERS,
-    MAX_PROBLEMS,
     ApplyResult,
     ScheduleDoc,
     ScheduleRejected,
-    at_most,
-    problems_text,
-    stated_version,
 )
-from agent.domain.schema import SchemaError, build
-from agent.runtime.documents import parse_document
-from agent.runtime.layered_files import LayeredFiles
+from agent.runtime.layered_files import LayeredFiles, read_layered, read_untrusted_layered
 
 
 def parse_schedule(data: str | bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> ScheduleDoc:
     """Parse and validate a schedule document (YAML or JSON). Raises ScheduleRejected."""
-    try:
-        node = parse_document(data, source, limits)
-    except DocumentError as exc:
-        raise ScheduleRejected(source, [f"{exc.where}: {exc.message}"]) from None
-    try:
-        return build(ScheduleDoc, node, source)
-    except SchemaError as exc:
-        problems = at_most(problems_text(exc.problems), MAX_PROBLEMS)
-        raise ScheduleRejected(source, problems, version=stated_version(node)) from None
+    return read_layered(ScheduleDoc, ScheduleRejected, data, source, limits)
 
 
 def parse_untrusted(
@@ -47,22 +33,10 @@ def parse_untrusted(
     timezone: str | None = None,
     budget_s: float = PARSE_SECONDS,
 ) -> ScheduleDoc:
-    """Read a schedule that came from outside (MQTT, the inbox folder, a USB stick, a stored
-    file that may be damaged): the one entry point for such documents.
-
-    Bounded in size, depth, number of values and time (``budget_s``), and it raises nothing but
-    ``ScheduleRejected``: an error nobody foresaw (``RecursionError``, ``MemoryError``, a parser
-    bug) is a rejection saying what happened, not an exception that stops the caller's thread.
-    It touches no state, so any thread may run it. ``timezone`` is the zone the document runs
-    in when it names none.
-    """
-    try:
-        doc = parse_schedule(data, source, Limits(seconds=budget_s))
-    except ScheduleRejected:
-        raise
-    except Exception as exc:
-        problem = f"{source}: could not be read ({type(exc).__name__}: {exc})"
-        raise ScheduleRejected(source, [problem[:500]]) from None
+    """Read a schedule that came from outside: the one entry point for such documents
+    (``read_untrusted_layered``: bounded, raising nothing but ``ScheduleRejected``, any thread).
+    ``timezone`` is the zone the document runs in when it names none."""
+    doc = read_untrusted_layered(ScheduleDoc, ScheduleRejected, data, source, budget_s)
     if timezone:
         doc.default_timezone = timezone
     return doc

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from agent.domain.schedule import (
     MAX_FILE_BYTES,
     MAX_VERSION,
+    DocumentRejected,
     check_media,
     check_sha,
     check_title,
@@ -163,25 +164,10 @@ class ManifestDoc:
         return conv(asdict(self))
 
 
-class ManifestRejected(Exception):
-    """The manifest cannot be applied; ``problems`` lists every reason.
+class ManifestRejected(DocumentRejected):
+    """The manifest cannot be applied; the same shape as ``ScheduleRejected``."""
 
-    The same shape as ``ScheduleRejected``: ``version`` is the document's own valid version when
-    it had one, else None.
-    """
-
-    def __init__(
-        self,
-        source: str,
-        problems: list[str],
-        status: str = "rejected",
-        version: int | None = None,
-    ) -> None:
-        self.source = source
-        self.problems = problems
-        self.status = status
-        self.version = version
-        super().__init__(f"{source}: manifest {status}:\n" + "\n".join(f"  {p}" for p in problems))
+    kind = "manifest"
 
 
 def is_manifest(node_plain: object) -> bool:

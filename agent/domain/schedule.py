@@ -172,12 +172,16 @@ class ScheduleDoc:
         return conv(data)
 
 
-class ScheduleRejected(Exception):
-    """The document cannot be applied; ``problems`` lists every reason.
+class DocumentRejected(Exception):
+    """A layered document (a schedule, a course manifest) cannot be applied; ``problems`` lists
+    every reason.
 
     ``version`` is the document's own valid ``version`` when it had one, else None: a verdict
-    never names a version that no document had.
+    never names a version that no document had. Each kind of document has its own subclass, so
+    a caller catches only the kind it reads.
     """
+
+    kind = "document"
 
     def __init__(
         self,
@@ -190,7 +194,12 @@ class ScheduleRejected(Exception):
         self.problems = problems
         self.status = status
         self.version = version
-        super().__init__(f"{source}: schedule {status}:\n" + "\n".join(f"  {p}" for p in problems))
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {self.kind} {status}:\n{lines}")
+
+
+class ScheduleRejected(DocumentRejected):
+    kind = "schedule"
 
 
 def stated_version(node: Node) -> int | None:

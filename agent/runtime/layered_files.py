@@ -28,8 +28,62 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from agent.domain.schedule import LAYERS, ApplyResult
+from agent.domain.document import DEFAULT_LIMITS, DocumentError, Limits
+from agent.domain.schedule import (
+    LAYERS,
+    MAX_PROBLEMS,
+    ApplyResult,
+    DocumentRejected,
+    at_most,
+    problems_text,
+    stated_version,
+)
+from agent.domain.schema import SchemaError, build
+from agent.runtime.documents import parse_document
 from agent.runtime.files import atomic_write
+
+M = TypeVar("M")
+
+
+def read_layered(
+    model: type[M],
+    rejected: type[DocumentRejected],
+    data: str | bytes,
+    source: str,
+    limits: Limits = DEFAULT_LIMITS,
+) -> M:
+    """Parse and validate a layered document (YAML or JSON) as ``model``; raises ``rejected``
+    with every problem (at most ``MAX_PROBLEMS``) and the document's own version if it had one."""
+    try:
+        node = parse_document(data, source, limits)
+    except DocumentError as exc:
+        raise rejected(source, [f"{exc.where}: {exc.message}"]) from None
+    try:
+        return build(model, node, source)
+    except SchemaError as exc:
+        problems = at_most(problems_text(exc.problems), MAX_PROBLEMS)
+        raise rejected(source, problems, version=stated_version(node)) from None
+
+
+def read_untrusted_layered(
+    model: type[M],
+    rejected: type[DocumentRejected],
+    data: str | bytes,
+    source: str,
+    budget_s: float,
+) -> M:
+    """``read_layered`` for a document from outside (MQTT, the inbox folder, a USB stick, a stored
+    file that may be damaged): bounded in size, depth, values and time (``budget_s``), and raising
+    nothing but ``rejected``: an error nobody foresaw (``RecursionError``, ``MemoryError``, a
+    parser bug) is a verdict saying what happened, not an exception that stops the caller's
+    thread. It touches no state, so any thread may run it."""
+    try:
+        return read_layered(model, rejected, data, source, Limits(seconds=budget_s))
+    except rejected:
+        raise
+    except Exception as exc:
+        problem = f"{source}: could not be read ({type(exc).__name__}: {exc})"
+        raise rejected(source, [problem[:500]]) from None
 
 
 class LayeredDoc(Protocol):
