@@ -66,45 +66,46 @@ class Receiver:
             log.warning("message on %r ignored", name)
 
     def _on_schedule(self, name: str, terminal: str, payload: bytes, retained: bool) -> None:
-        if not payload:
-            return  # a retained schedule being cleared: keep running what we have
         layer = "county" if terminal == t.ALL else "terminal"
-        out = self.bridge.apply_schedule(
-            payload, layer, f"mqtt:{name}", retained, self.schedule_ack
-        )
-        self.conn.clock = out.clock
-        self.policy.wake()  # the ack is in the outbox now
-        if not out.silent:
-            level = logging.INFO if out.status == "applied" else logging.WARNING
-            version = "without a valid version" if out.version is None else f"v{out.version}"
-            log.log(level, "schedule %s %s: %s %s", layer, version, out.status, out.reasons[:3])
+        self._on_document("schedule", self.bridge.apply_schedule, name, layer, payload, retained)
 
     def _on_library(self, name: str, terminal: str, payload: bytes, retained: bool) -> None:
-        if not payload:
-            return  # a retained manifest being cleared: keep the library we have
         layer = "county" if terminal == t.ALL else "terminal"
-        out = self.bridge.apply_library(payload, layer, f"mqtt:{name}", retained, self.schedule_ack)
-        self.conn.clock = out.clock
-        self.policy.wake()  # the ack is in the outbox now
-        if not out.silent:
-            level = logging.INFO if out.status == "applied" else logging.WARNING
-            version = "without a valid version" if out.version is None else f"v{out.version}"
-            log.log(level, "manifest %s %s: %s %s", layer, version, out.status, out.reasons[:3])
+        self._on_document("manifest", self.bridge.apply_library, name, layer, payload, retained)
 
     def _on_trust(self, name: str, payload: bytes, retained: bool) -> None:
-        if not payload:
-            return  # a retained list being cleared: the applied one stays in force
         apply = getattr(self.bridge, "apply_trust", None)
         if apply is None:
             log.warning("trust update on %r ignored: this agent cannot apply one", name)
             return
-        out = apply(payload, f"mqtt:{name}", retained, self.schedule_ack)
+        self._on_document(
+            "revocation list",
+            lambda data, _layer, source, kept, ack: apply(data, source, kept, ack),
+            name,
+            "county",
+            payload,
+            retained,
+        )
+
+    def _on_document(
+        self,
+        what: str,
+        apply: Any,
+        name: str,
+        layer: str,
+        payload: bytes,
+        retained: bool,
+    ) -> None:
+        """A layered document: applied (and acked) through the bridge, the verdict logged."""
+        if not payload:
+            return  # a retained document being cleared: keep what is in force
+        out = apply(payload, layer, f"mqtt:{name}", retained, self.schedule_ack)
         self.conn.clock = out.clock
         self.policy.wake()  # the ack is in the outbox now
         if not out.silent:
             level = logging.INFO if out.status == "applied" else logging.WARNING
             version = "without a valid version" if out.version is None else f"v{out.version}"
-            log.log(level, "revocation list %s: %s %s", version, out.status, out.reasons[:3])
+            log.log(level, "%s %s %s: %s %s", what, layer, version, out.status, out.reasons[:3])
 
     def _on_record_ack(self, name: str, payload: bytes) -> None:
         try:
