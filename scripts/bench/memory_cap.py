@@ -1,15 +1,17 @@
 """The agent under a hard memory limit: a real H.264/MP4 course played start to end with MQTT (a
 private Mosquitto on loopback) and every probe on, inside a memory cgroup capped at 96 MB.
 
-    .venv/bin/python scripts/bench/memory_cap.py [--limit-mb 96] [--seconds 45]
+    .venv/bin/python scripts/bench/memory_cap.py [--limit-mb 96 | --no-limit] [--seconds 45]
                                                  [--agent "CMD"]  (default: this repo's venv)
+                                                 [--keep]  (keep the work folder: log, db)
 
 The cgroup: systemd-run --scope -p MemoryMax= when systemd runs this machine; else a cgroup v2
 child with memory.max when the v2 hierarchy has the memory controller; else a cgroup v1 memory
 child with memory.limit_in_bytes (what a container without a v2 memory controller allows). The
 limit covers the agent, libvlc and its decoder threads, and the page cache they cause.
 Prints the cgroup kind and limit, the agent's peak RSS (VmHWM), the cgroup's peak usage, OOM kills
-and the record's outcome; exits 1 if the record did not complete or anything was OOM-killed.
+and the record's outcome; exits 1 if the record did not complete (or completed with less played
+than the clip's length), or anything was OOM-killed. ``--no-limit``: the same run uncapped.
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ from agent.cli.county.broker import PrivateBroker  # noqa: E402
 from tests.helpers import DUMMY_VLC, apply_schedule, one_off, schedule  # noqa: E402
 
 
-def make_h264(path: Path, seconds: float) -> None:
-    """An H.264/MP4 clip made by libvlc's x264 from a still picture (as tests/ops/sandbox does)."""
+def make_h264(path: Path, seconds: float, keyint: int = 1) -> None:
+    """An H.264/MP4 clip made by libvlc's x264 from a still picture (as tests/ops/sandbox does).
+
+    ``keyint=1``: VLC's MP4 muxer marks no key frame at the very start of such a clip and VLC's
+    demuxer starts playing at the first marked one, which with x264's default (250 frames, 25 s
+    here) skips the first 25 s; with ``keyint=1`` one is marked at 0 (tests/core/test_h264_skip.py).
+    ``--keyint 250`` makes the skipping clip: the record must then say ``error``, not completed.
+    """
     import vlc
 
     from tests.ops.sandbox.media import png
@@ -45,7 +53,8 @@ def make_h264(path: Path, seconds: float) -> None:
     still = path.with_suffix(".png")
     png(str(still), 640, 120)  # the helper draws at most 127 rows
     sout = (
-        ":sout=#transcode{vcodec=h264,venc=x264{preset=ultrafast},fps=25,acodec=none}"
+        f":sout=#transcode{{vcodec=h264,venc=x264{{preset=ultrafast,keyint={keyint}}},fps=25,"
+        "acodec=none}"
         f":std{{access=file,mux=mp4,dst={path}}}"
     )
     inst = vlc.Instance("--quiet")
@@ -139,22 +148,26 @@ def vm_hwm(pid: int) -> int:
     return 0
 
 
-def newest_record(db: Path) -> tuple[str | None, float, float | None]:
-    """(outcome, played seconds, media duration) of the newest record; (None, 0, None) if none."""
+Row = tuple[str | None, float, float | None, float | None, str | None]
+NO_RECORD: Row = (None, 0.0, None, None, None)
+
+
+def newest_record(db: Path) -> Row:
+    """(outcome, played seconds, media duration, completion, reason) of the newest record."""
     if not db.exists():
-        return None, 0.0, None
+        return NO_RECORD
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
             row = con.execute(
-                "SELECT outcome, played_seconds, media_duration FROM records"
+                "SELECT outcome, played_seconds, media_duration, completion, reason FROM records"
                 " ORDER BY seq DESC LIMIT 1"
             ).fetchone()
         finally:
             con.close()
     except sqlite3.OperationalError:
-        return None, 0.0, None
-    return (row[0], row[1] or 0.0, row[2]) if row else (None, 0.0, None)
+        return NO_RECORD
+    return (row[0], row[1] or 0.0, row[2], row[3], row[4]) if row else NO_RECORD
 
 
 def main() -> int:
@@ -162,16 +175,19 @@ def main() -> int:
     ap.add_argument("--limit-mb", type=int, default=96)
     ap.add_argument("--seconds", type=float, default=45.0, help="course length")
     ap.add_argument("--agent", default=f"{ROOT}/.venv/bin/python -m agent")
+    ap.add_argument("--no-limit", action="store_true", help="the same run without a cgroup")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (log, database)")
+    ap.add_argument("--keyint", type=int, default=1, help="x264 key frame interval (frames)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="memory-cap-"))
     broker = PrivateBroker(work / "broker").start()
-    cg = Cgroup(args.limit_mb * 1024 * 1024, f"station-agent-memcap-{os.getpid()}")
+    cg = None if args.no_limit else Cgroup(args.limit_mb * 2**20, f"memcap-{os.getpid()}")
     proc = None
     try:
         (work / "content").mkdir()
         t = time.monotonic()
-        make_h264(work / "content" / "course.mp4", args.seconds)
+        make_h264(work / "content" / "course.mp4", args.seconds, args.keyint)
         made = time.monotonic() - t
         cfg = {
             "terminal": "t-memcap",
@@ -203,18 +219,18 @@ def main() -> int:
         apply_schedule(state, schedule(1, [one_off("mc", start, "course.mp4")]))
         log = open(work / "agent.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [*cg.prefix, *shlex.split(args.agent), "-c", str(config)],
+            [*(cg.prefix if cg else []), *shlex.split(args.agent), "-c", str(config)],
             stdout=log,
             stderr=log,
             cwd=ROOT,
-            preexec_fn=cg.enter,  # noqa: PLW1509
+            preexec_fn=cg.enter if cg else None,  # noqa: PLW1509
         )
         peak_rss = 0
-        result, played, duration = None, 0.0, None
+        result, played, duration, completion, reason = NO_RECORD
         deadline = time.monotonic() + 12 + args.seconds + 120
         while time.monotonic() < deadline and proc.poll() is None:
             peak_rss = max(peak_rss, vm_hwm(proc.pid))
-            result, played, duration = newest_record(state / "agent.db")
+            result, played, duration, completion, reason = newest_record(state / "agent.db")
             if result not in (None,):
                 break
             time.sleep(0.5)
@@ -225,22 +241,26 @@ def main() -> int:
             proc.wait(60)
         log.close()
         report = {
-            "cgroup": cg.kind,
-            "limit_mb": args.limit_mb,
+            "cgroup": cg.kind if cg else None,
+            "limit_mb": None if args.no_limit else args.limit_mb,
             "course_seconds": args.seconds,
             "clip_bytes": (work / "content" / "course.mp4").stat().st_size,
             "clip_made_s": round(made, 1),
             "record_outcome": result,
             "played_seconds": played,
             "media_duration": duration,
+            "completion": completion,
+            "reason": reason,
             "agent_alive_at_end": alive,
             "agent_exit": proc.returncode,
             "peak_rss_mb": round(peak_rss / 2**20, 1),
-            "cgroup_peak_mb": round(cg.peak() / 2**20, 1) if cg.peak() else None,
-            "oom_kills": cg.oom_kills(),
+            "cgroup_peak_mb": round(cg.peak() / 2**20, 1) if cg and cg.peak() else None,
+            "oom_kills": cg.oom_kills() if cg else None,
         }
         print(json.dumps(report, indent=1))
-        ok = result == "completed" and alive and not report["oom_kills"]
+        # A completed record must have been played for (nearly) its whole length.
+        whole = duration is not None and played >= duration - 3.0
+        ok = result == "completed" and whole and alive and not report["oom_kills"]
         if not ok:
             print((work / "agent.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         return 0 if ok else 1
@@ -249,8 +269,12 @@ def main() -> int:
             proc.kill()
             proc.wait()
         broker.stop()
-        cg.remove()
-        shutil.rmtree(work, ignore_errors=True)
+        if cg:
+            cg.remove()
+        if args.keep:
+            print(f"memory_cap: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

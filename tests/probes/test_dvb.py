@@ -18,7 +18,13 @@ from agent.monitoring.probes.dvb_uapi import make_structs
 from tests.probes.probe_helpers import RecordedRunner
 
 # Layout facts from include/uapi/linux/dvb/frontend.h, written down independently of ctypes:
-PROP_SIZE = 76  # sizeof(struct dtv_property) on 64-bit (72 on 32-bit)
+PTR_SIZE = struct.calcsize("P")  # this machine's pointer: 8 on arm64/amd64, 4 on armhf
+# sizeof(struct dtv_property): its u.buffer ends in a pointer (void *reserved2), so 76 on 64-bit
+# and 72 on 32-bit.
+PROP_SIZE = 76 if PTR_SIZE == 8 else 72
+# struct dtv_properties { __u32 num; struct dtv_property *props; }: the pointer is aligned to
+# its own size, so it sits at offset 8 on 64-bit and 4 on 32-bit.
+PROPS_AT, PTR_FMT = (8, "<Q") if PTR_SIZE == 8 else (4, "<I")
 U_OFFSET = 16  # cmd + reserved[3]
 STAT_SIZE = 9  # packed { __u8 scale; __u64 value; }
 
@@ -50,9 +56,7 @@ class FakeKernel:
             if self.stats is None:
                 raise OSError(errno.ENOTTY, "Inappropriate ioctl for device")
             num = struct.unpack("<I", ctypes.string_at(base, 4))[0]
-            props = struct.unpack("<Q", ctypes.string_at(base + 8, 8))[
-                0
-            ]  # 64-bit: pointer at offset 8
+            props = struct.unpack(PTR_FMT, ctypes.string_at(base + PROPS_AT, PTR_SIZE))[0]
             for i in range(num):
                 prop = props + i * PROP_SIZE
                 cmd = struct.unpack("<I", ctypes.string_at(prop, 4))[0]
@@ -116,9 +120,6 @@ def test_struct_layouts_and_ioctl_numbers_for_64_and_32_bit() -> None:
     assert dvb_uapi.FE_READ_SIGNAL_STRENGTH == 0x80026F47
 
 
-@pytest.mark.skipif(
-    ctypes.sizeof(ctypes.c_void_p) != 8, reason="fake kernel lays out 64-bit pointers"
-)
 def test_locked_frontend_with_dvbv5_stats_and_ber_from_deltas(tmp_path: Path) -> None:
     kernel = FakeKernel(LOCKED, v5_stats(10, 1_000_000, 0, 900_000, 2, 5000))
     p = DvbProbe(DvbProbeConfig(), dev_root=frontend(tmp_path), ioctl=kernel)
@@ -138,9 +139,6 @@ def test_locked_frontend_with_dvbv5_stats_and_ber_from_deltas(tmp_path: Path) ->
     assert kernel.requests[:2] == [dvb_uapi.FE_READ_STATUS, dvb_uapi.FE_GET_PROPERTY]
 
 
-@pytest.mark.skipif(
-    ctypes.sizeof(ctypes.c_void_p) != 8, reason="fake kernel lays out 64-bit pointers"
-)
 def test_relative_scales_unlocked_and_counter_reset(tmp_path: Path) -> None:
     stats = {
         dvb_uapi.DTV_STAT_SIGNAL_STRENGTH: [(dvb_uapi.FE_SCALE_RELATIVE, 32768)],

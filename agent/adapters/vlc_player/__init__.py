@@ -14,10 +14,12 @@ keeps the idle agent small (python-vlc pulls in libvlc and its plugin cache).
 
 Events posted (all ``PlayerEvent``, all from the worker thread): ``ready`` (prerolled, paused at
 the start position), ``playing``, ``progress`` (position/length, about twice a second), ``ended``,
-``error``, ``stopped``, ``loaded``/``unloaded``.
+``error``, ``stopped``, ``loaded``/``unloaded``. Positions are of the media *shown*: never
+ahead of the wall clock since ``playing`` (see ``playback.py`` on a media clock that jumps).
 """
 
 from .events import (
+    CLOCK_SLACK_S,
     DEFAULT_CACHING_S,
     PROGRESS_INTERVAL_S,
     TAIL_MARGIN_S,
@@ -28,6 +30,7 @@ from .events import (
 from .player import VlcPlayer
 
 __all__ = [
+    "CLOCK_SLACK_S",
     "DEFAULT_CACHING_S",
     "PROGRESS_INTERVAL_S",
     "TAIL_MARGIN_S",

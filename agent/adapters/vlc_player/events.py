@@ -8,6 +8,9 @@ from dataclasses import dataclass
 PROGRESS_INTERVAL_S = 0.5
 DEFAULT_CACHING_S = 1.0  # libvlc 3.0's input caching when no --*-caching option is given
 TAIL_MARGIN_S = 0.5  # how far past the caching an early end may still be a buffered tail
+# How far VLC's media clock may run ahead of the wall clock since "playing" before the media
+# in between counts as not shown (VLC jumped over it: a file whose first key frame is late).
+CLOCK_SLACK_S = 1.0
 
 MediaTag = tuple[str, int]  # (the core's token, the worker's serial for one media player)
 

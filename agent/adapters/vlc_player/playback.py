@@ -9,6 +9,13 @@ output that does not drain its buffer (the dummy one; measured with libvlc 3.0 a
 the input caching (1 s by default) before the media clock reaches the end. ``ended`` is then held
 (state ``draining``) until the media clock would have got there, so a completed course is counted
 for its whole length; an output that drains (ALSA) reports the end at the end and nothing is held.
+
+A media clock that jumps ahead: VLC's MP4 demuxer starts at the first key frame of a track, and
+a file whose first key frame is seconds in (an encoder that did not mark the opening frame) is
+played from there; VLC's time jumps to it and the end comes that much early. What the room saw
+is bounded by the wall clock since "playing", so every position posted is the shown one, at
+most ``CLOCK_SLACK_S`` ahead of that bound, and an end reached by a jump says how much was not
+shown (``detail``): the core must not count media VLC jumped over as watched.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .events import PROGRESS_INTERVAL_S, MediaTag, PlayerEvent
+from .events import CLOCK_SLACK_S, PROGRESS_INTERVAL_S, MediaTag, PlayerEvent
 from .media import LibVlcMedia
 
 log = logging.getLogger("agent.adapters.vlc_player")
@@ -166,6 +173,17 @@ class Playback:
 
     def _ended(self, mono: float) -> None:
         pos, length = self.media.position()
+        bound = self._wall_bound(mono)
+        if bound is not None and pos - bound > CLOCK_SLACK_S:
+            self.state = "idle"
+            base_pos = self.clock_base[1] if self.clock_base else 0.0
+            self.emit(
+                "ended",
+                f"VLC reached the end after {bound - base_pos:.1f} s of play from "
+                f"{base_pos:.1f} s: its clock jumped ahead, {pos - bound:.1f} s of the "
+                f"{length:.1f} s media were not shown (the file may lack a key frame there)",
+            )
+            return
         tail = self._buffered_tail(mono, pos, length)
         if tail > 0:
             self.state = "draining"
@@ -173,6 +191,19 @@ class Playback:
             return
         self.state = "idle"
         self.emit("ended")
+
+    def _wall_bound(self, mono: float) -> float | None:
+        """The furthest media position that can have been shown by ``mono`` at normal rate:
+        where "playing" found it plus the time since. None before "playing"."""
+        if self.clock_base is None:
+            return None
+        base_mono, base_pos = self.clock_base
+        return base_pos + max(0.0, mono - base_mono)
+
+    def shown(self, mono: float, pos: float) -> float:
+        """VLC's position, held to what can have been shown by ``mono`` (see module doc)."""
+        bound = self._wall_bound(mono)
+        return pos if bound is None else min(pos, bound + CLOCK_SLACK_S)
 
     def _buffered_tail(self, mono: float, pos: float, length: float) -> float:
         """Seconds the media clock still lacked when VLC reported the end (see module doc).
@@ -202,9 +233,11 @@ class Playback:
         token: str | None = None,
         at: tuple[float, float] | None = None,
     ) -> None:
-        """Post an event with the position read now; ``at`` is (wall, mono) when it happened."""
+        """Post an event with the position read now (the shown one); ``at`` is (wall, mono)
+        when it happened."""
         pos, length = self.media.position()
         wall, mono = at if at is not None else (time.time(), time.monotonic())
+        pos = self.shown(time.monotonic(), pos)
         self.post(
             PlayerEvent(
                 token if token is not None else self.token, kind, wall, mono, pos, length, detail

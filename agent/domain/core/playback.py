@@ -16,6 +16,11 @@ from agent.domain.core.state import CoreState
 from agent.domain.planner import Occurrence
 from agent.domain.records import utc_text
 
+# An end reported more than this short of the media's length is not a completion: the player
+# jumped over part of the media, or the file stops before its length. The player holds an end
+# that is only its buffer ahead (input caching) until the length, so a whole play is never short.
+ENDED_SHORT_S = 2.0
+
 
 def skip_if_quarantined(
     core: CoreState, session: Session, out: list[Action], *, opened: bool
@@ -133,6 +138,10 @@ def on_player_update(core: CoreState, ev: PlayerUpdate, out: list[Action]) -> No
         cur.max_position = max(cur.max_position, ev.position)
         if cur.length <= 0:
             fail(core, cur, "the media has no playable content (VLC found no duration)", out)
+        elif cur.length - ev.position > ENDED_SHORT_S:
+            # Not retried: the same file would be played short the same way again.
+            short = f"the media ended at {ev.position:.1f} s of its {cur.length:.1f} s"
+            finish(core, cur, "error", ev.detail or short, out)
         else:
             cur.max_position = cur.length
             finish(core, cur, "completed", None, out, completed_fully=True)
