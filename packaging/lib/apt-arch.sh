@@ -44,7 +44,14 @@ apt_arch_opts() { # ARCH -> sets APT_OPTS (array)
   if [ "${APT_ARCH_UPDATE:-0}" = 1 ] || [ -z "$(find "$d/lists" -maxdepth 1 -name '*Packages*' \
     -mmin -1440 -print -quit)" ]; then
     say "apt lists for $arch: updating"
-    apt-get "${APT_OPTS[@]}" -q update >/dev/null || die "apt-get update for $arch failed"
+    # A mirror caught mid-sync serves an index whose size differs from its Release: wait, retry.
+    local try
+    for try in 1 2 3; do
+      apt-get "${APT_OPTS[@]}" -o Acquire::Retries=3 -q update >/dev/null && break
+      [ "$try" -lt 3 ] || die "apt-get update for $arch failed (3 tries)"
+      say "apt lists for $arch: update failed, trying again in $((try * 20)) s"
+      sleep $((try * 20))
+    done
   fi
 }
 

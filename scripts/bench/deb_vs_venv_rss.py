@@ -1,6 +1,6 @@
 """Idle RSS of the agent as the .deb installs it (Debian's python3 and libraries) vs from the venv.
 
-    scripts/test-arch amd64 --keep                  # a Debian 12 root with the .deb installed
+    scripts/test-arch amd64 --no-purge              # a Debian 12 root with the .deb installed
     .venv/bin/python scripts/bench/deb_vs_venv_rss.py --root .cache/work/amd64
 
 Both run the same idle config (offline, no schedule, probes on except the gateway, dummy VLC):
@@ -80,7 +80,7 @@ def main() -> int:
     root = Path(args.root).resolve()
     if not (root / "usr/bin/station-agent").exists():
         sys.exit(
-            f"deb_vs_venv_rss: {root} has no /usr/bin/station-agent (scripts/test-arch amd64 --keep)"
+            f"deb_vs_venv_rss: {root} has no /usr/bin/station-agent (scripts/test-arch amd64 --no-purge)"
         )
     mounted = subprocess.run(["mountpoint", "-q", str(root / "proc")]).returncode == 0
     if not mounted:
