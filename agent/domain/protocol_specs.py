@@ -16,8 +16,9 @@ from typing import Any
 
 from agent.domain.document import DocumentError, loads_strict_json
 from agent.domain.records import OUTCOMES
+from agent.domain.schema import ID_PATTERN as ID_RE
+from agent.domain.schema import ID_RULE
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CMD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 CLOCK_STATES = ("synced", "unsynced", "implausible")
@@ -81,7 +82,7 @@ def _at_least(low: int) -> Callable[[Any], str | None]:
 
 STR, INT, NUM, BOOL, OBJ, LIST = (str,), (int,), (int, float), (bool,), (dict,), (list,)
 TS = F(STR, check=_match(TS_RE, "an RFC 3339 time such as 2026-11-28T11:30:00.000Z"))
-ID = F(STR, check=_match(ID_RE, "an id (letters, digits, '.', '_', '-')"))
+ID = F(STR, check=_match(ID_RE, f"an id ({ID_RULE}; no '.')"))
 CLOCK = F(STR, check=_one_of(CLOCK_STATES))
 
 SPECS: dict[str, dict[str, F]] = {

@@ -228,13 +228,22 @@ def build(cls: type[T], node: Node, source: str, base_dir: Path | None = None) -
     return obj
 
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Ids (terminal, county, course, schedule entry) become MQTT topic levels or travel beside them,
+# so they hold no character any broker reads as structure: no wildcard, no '/', and no '.' (NATS
+# refuses it in a topic, RabbitMQ turns it into a topic level: records never reach the collector).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ID_RULE = "1-64 letters, digits, '_' or '-', starting with a letter or digit"
 
 
 def check_id(value: str) -> str | None:
-    if not ID_PATTERN.match(value):
-        return "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-    return None
+    if ID_PATTERN.match(value):
+        return None
+    if "." in value:
+        return (
+            f"must not contain '.' ({ID_RULE}): NATS refuses it in a topic and RabbitMQ "
+            "turns it into a topic level"
+        )
+    return f"must be {ID_RULE}"
 
 
 def check_timezone(value: str) -> str | None:

@@ -3,7 +3,7 @@
 Every terminal lives under ``rde/v1/{county}/{terminal}/``; ``rde/v1/{county}/all/schedule`` is
 the county-wide schedule layer, ``rde/v1/{county}/all/library`` the county's course manifest and
 ``rde/v1/{county}/all/trust`` the root-signed revocation list (retained; ``docs/trust.md``).
-Ids come from the config check (letters, digits, ``.``, ``_``, ``-``), so they never contain MQTT
+Ids come from the config check (letters, digits, ``_``, ``-``; no ``.``), so they never contain MQTT
 wildcards or separators; ``all`` is reserved.
 """
 

@@ -1,6 +1,13 @@
-"""Fixtures for the MQTT tests: a real Mosquitto on a free loopback port (its own config in a temp
-folder, never the system broker on 1883), agent configs pointed at it, and a spy that records
-every message under ``rde/`` with its arrival time."""
+"""Fixtures for the MQTT tests: a real broker on a free loopback port (its own config and data in a
+temp folder, never the machine's shared brokers), agent configs pointed at it, and a spy that
+records every message under ``rde/`` with its arrival time.
+
+The broker is Mosquitto unless ``RDE_TEST_BROKER`` says ``nats`` or ``rabbitmq``
+(``agent.testing.brokers``; ``scripts/test-brokers`` runs the end-to-end subset on both). Tests
+marked ``mosquitto_only`` (TLS and ACL files, Mosquitto's log, a Mosquitto of their own) skip with
+the reason on the others; a test parametrized with ``protocol="5"`` skips on a broker without
+MQTT 5.
+"""
 
 from __future__ import annotations
 
@@ -23,16 +30,34 @@ import pytest
 from agent.adapters.mqtt.config import MqttConfig
 from agent.cli.county.broker import PrivateBroker
 from agent.cli.county.client import CountyClient
+from agent.testing.brokers import BROKER_CLASSES, broker_kind, make_broker
 from tests.helpers import ROOT, start_agent, write_config
 
 TERMINAL, COUNTY = "t-001", "c-01"
 COUNTYCTL = str(ROOT / "scripts" / "countyctl")
 
 
+ROSTER_COMMANDS = ("push-schedule", "push-library", "watch", "content")
+
+
 def countyctl(broker, *args: str, timeout: float = 40) -> subprocess.CompletedProcess[str]:
+    """Run countyctl against ``broker``. On a broker that sends no retained message through a
+    wildcard (RabbitMQ) the fleet views get the county's roster, as a county there must: the
+    test's terminals (``TERMINAL``, or those of a ``roster`` marker)."""
     env = {**os.environ, "COUNTYCTL_PYTHON": sys.executable}
+    extra: list[str] = []
+    if (
+        args
+        and args[0] in ROSTER_COMMANDS
+        and "--roster" not in args
+        and not getattr(broker, "retained_through_wildcard", True)
+    ):
+        roster = Path(broker.workdir) / "roster.txt"
+        names = getattr(broker, "roster", None) or [TERMINAL]
+        roster.write_text("# the test county\n" + "".join(f"{n}\n" for n in names))
+        extra = ["--roster", str(roster)]
     return subprocess.run(
-        [COUNTYCTL, *args, "--host", broker.host, "--port", str(broker.port)],
+        [COUNTYCTL, *args, *extra, "--host", broker.host, "--port", str(broker.port)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -95,10 +120,34 @@ def county_cfg(broker: PrivateBroker, **extra: Any) -> MqttConfig:
     return MqttConfig(host=broker.host, port=broker.port, keepalive=10, **extra)
 
 
+MOSQUITTO_ONLY = "mosquitto_only"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kind = broker_kind()
+    if kind == "mosquitto":
+        return
+    for item in items:
+        if not str(item.fspath).startswith(str(Path(__file__).parent)):
+            continue
+        mark = item.get_closest_marker(MOSQUITTO_ONLY)
+        if mark is not None:
+            why = mark.args[0] if mark.args else "needs Mosquitto"
+            item.add_marker(pytest.mark.skip(reason=f"Mosquitto only ({why}); broker: {kind}"))
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("protocol") == "5" and not BROKER_CLASSES[kind].has_mqtt5:
+            item.add_marker(pytest.mark.skip(reason=f"{kind} has no MQTT 5"))
+
+
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    b = PrivateBroker(tmp_path / "broker").start()
-    yield b
+def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PrivateBroker]:
+    """A private broker of the kind ``RDE_TEST_BROKER`` names (default Mosquitto)."""
+    b = make_broker(tmp_path / "broker")
+    mark = request.node.get_closest_marker("roster")
+    b.roster = list(mark.args) if mark else [TERMINAL]  # type: ignore[attr-defined]
+    b.start()
+    yield b  # type: ignore[misc]
     b.stop()
 
 

@@ -26,6 +26,8 @@ from agent.cli.county.broker import PrivateBroker
 from agent.cli.county.broker_acl import DEFAULT_TOOLS, make_roster, render_acl
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.mosquitto_only("Mosquitto ACL and password files, its log")
+
 COUNTY, A, B = "c-01", "t-001", "t-002"
 TOOL, COLLECTOR = "countyctl", "county-collector"
 CONF = ROOT / "config" / "mosquitto"

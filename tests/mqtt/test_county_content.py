@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from agent.cli.county.client import CountyClient
 from agent.cli.county.content import from_status, render
 from agent.domain import topics as t
@@ -102,6 +104,7 @@ def test_render_from_status_dicts() -> None:
     assert render({}, "c-01", now, 24) == ["no status from any terminal of county c-01"]
 
 
+@pytest.mark.roster("t-001", "t-002", "t-003")
 def test_countyctl_content_reads_retained_statuses(broker) -> None:
     now = time.time()
     pub = CountyClient(county_cfg(broker), f"pub-{time.time_ns() % 10**9}")

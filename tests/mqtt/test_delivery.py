@@ -7,6 +7,8 @@ import json
 import signal
 import time
 
+import pytest
+
 from agent.cli.county.broker import PrivateBroker
 from agent.cli.county.client import CountyClient
 from agent.domain import topics as t
@@ -32,6 +34,7 @@ def collected(db) -> dict[str, int]:
     return dict(db_rows(db, RECORDS_SQL))
 
 
+@pytest.mark.mosquitto_only("a persistent Mosquitto of its own")
 def test_broker_down_30s_while_courses_finish(tmp_path, agents):
     broker = PrivateBroker(tmp_path / "broker", persistence=True).start()
     coll_db = tmp_path / "county.db"

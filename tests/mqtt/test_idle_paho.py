@@ -16,6 +16,8 @@ from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.mqtt.conn import MAX_NETWORK_WAIT_S, network_wait, new_client
 from agent.cli.county.broker import PrivateBroker
 
+pytestmark = pytest.mark.mosquitto_only("paho's idle thread against a Mosquitto of its own")
+
 
 def switches(thread: threading.Thread) -> int | None:
     try:

@@ -128,6 +128,7 @@ def test_ack_mode_keeps_records_without_collector_and_resends(broker):
         link.stop()
 
 
+@pytest.mark.mosquitto_only("a Mosquitto ACL file")
 def test_refused_publish_stays_in_the_outbox(tmp_path):
     acl = tmp_path / "acl"
     acl.write_text(
@@ -146,6 +147,7 @@ def test_refused_publish_stays_in_the_outbox(tmp_path):
         broker.stop()
 
 
+@pytest.mark.mosquitto_only("a Mosquitto of its own; test_brokers covers every broker")
 def test_reconnects_after_broker_restart_with_own_backoff(tmp_path):
     broker = PrivateBroker(tmp_path / "broker").start()
     states: list[tuple[float, str]] = []

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from agent.adapters.mqtt.config import MqttConfig, TlsConfig
@@ -32,6 +33,7 @@ def saw_online(cc: CountyClient) -> bool:
     return False
 
 
+@pytest.mark.mosquitto_only("TLS files and Mosquitto's log")
 def test_tls_with_client_certificates(tmp_path, pki, agents):
     tls = BrokerTls(pki["ca_crt"], pki["server_crt"], pki["server_key"], require_certificate=True)
     broker = PrivateBroker(tmp_path / "broker", tls=tls).start()
@@ -55,6 +57,7 @@ def test_tls_with_client_certificates(tmp_path, pki, agents):
         broker.stop()
 
 
+@pytest.mark.mosquitto_only("Mosquitto password and ACL files")
 def test_password_and_acl(tmp_path, agents):
     pw = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), TERMINAL, "s3cret-t"], check=True)

@@ -1,7 +1,7 @@
 """The ``mqtt:`` section of the agent config. Without it the agent runs offline.
 
-Defaults are for a village terminal on a slow, flaky link talking to a county broker: MQTT 5,
-a heartbeat a minute, records confirmed by the county collector (not just by the broker), and a
+Defaults are for a village terminal on a slow, flaky link talking to a county broker of any
+make: ``protocol: auto`` (MQTT 5 where the broker has it, else 3.1.1; ``version``), a heartbeat a minute, records confirmed by the county collector (not just by the broker), and a
 reconnect delay drawn at random from a window that starts at 10 s and doubles: measured with 500
 terminals and a broker restart, 10 s halves the peak of returning connections (64/s instead of
 125/s with 5 s) for a few more seconds until the last is back (see docs/performance.md).
@@ -80,7 +80,8 @@ class MqttConfig:
     host: str = field(metadata={"check": check_host})
     # Default: 8883 with TLS, 1883 without.
     port: int | None = field(default=None, metadata={"check": between(1, 65535)})
-    protocol: Literal["5", "3.1.1"] = "5"
+    # "auto": MQTT 5, or 3.1.1 when the broker refuses 5 (the answer is remembered).
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
     keepalive: int = field(default=60, metadata={"check": between(2, 3600)})
     # Defaults to the terminal id (which is also the username and the certificate's CN).
     client_id: str | None = field(default=None, metadata={"check": check_client_id})

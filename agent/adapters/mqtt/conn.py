@@ -54,6 +54,11 @@ class Client(mqtt.Client):
         return super().loop_stop()
 
 
+def concrete(protocol: str) -> str:
+    """The version a first attempt speaks: ``auto`` starts with MQTT 5."""
+    return "5" if protocol == "auto" else protocol
+
+
 def tls_context(m: MqttConfig) -> ssl.SSLContext | None:
     tls = m.tls
     if tls is None:
@@ -76,6 +81,7 @@ def new_client(
     persistent: bool = False,
     manual_ack: bool = False,
     max_packet: int | None = None,
+    protocol: str | None = None,
 ) -> tuple[mqtt.Client, dict[str, Any]]:
     """A configured client and the keyword arguments for its ``connect()``.
 
@@ -85,10 +91,12 @@ def new_client(
     broker drops a bigger message for this client instead of sending it, so megabytes never reach
     a small terminal's memory. MQTT 3.1.1 has no such property: there the broker's own limit
     (Mosquitto ``max_packet_size``) is the only guard before the bytes arrive.
+    ``protocol``: the version of this attempt ("5" or "3.1.1"); by default the configured one,
+    and MQTT 5 for ``auto`` (the caller that probes passes the version it is trying).
     Paho's own reconnect is off; the caller decides when to try again. The network thread of
     ``loop_start()`` sleeps up to ``network_wait(m.keepalive)`` with no traffic.
     """
-    v5 = m.protocol == "5"
+    v5 = (protocol or concrete(m.protocol)) == "5"
     client = Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,

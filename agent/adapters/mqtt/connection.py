@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,6 +28,7 @@ from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.mqtt.conn import code as _code
 from agent.adapters.mqtt.conn import failed as _failed
 from agent.adapters.mqtt.conn import new_client
+from agent.adapters.mqtt.version import ProtocolChoice
 from agent.domain import protocol as p
 from agent.domain import topics as t
 from agent.domain.backoff import Backoff
@@ -59,6 +61,7 @@ class Connection:
         events: queue.Queue[Event],
         backoff: Backoff,
         mono: Callable[[], float],
+        protocol_memory: Path | None = None,
     ) -> None:
         self.m = m
         self.terminal = terminal
@@ -85,6 +88,8 @@ class Connection:
         self.last_error: str | None = None
         self.hint: str | None = None  # a likely cause for repeated trouble, for the status
         self.short_lived = 0
+        self.version = ProtocolChoice(m.protocol, protocol_memory)
+        self.attempt_version = self.version.next()  # the MQTT version of the current attempt
         self.on_state: Callable[[str], None] | None = None  # for benches and tests
 
     @property
@@ -142,7 +147,7 @@ class Connection:
                 session=max(self.session, 1),
                 boot_id=self.bridge.boot_id,
                 agent_version=__version__,
-                protocol=self.m.protocol,
+                protocol=self.attempt_version,
                 reason=reason,
                 clock=self.clock,
             )
@@ -153,12 +158,14 @@ class Connection:
         self.gen += 1
         gen = self.gen
         self.connects += 1
+        self.attempt_version = version = self.version.next()
         try:
             client, kwargs = new_client(
                 self.m,
                 self.client_id,
                 default_username=self.terminal,
                 max_packet=p.MAX_INCOMING_PACKET,
+                protocol=version,
             )
             self.install_callbacks(client, gen)
             client.will_set(self.topic_state, self.state_payload(False, "will"), 1, True)
@@ -166,7 +173,7 @@ class Connection:
                 "connecting to %s:%d (MQTT %s, session %d)",
                 self.m.host,
                 self.m.effective_port,
-                self.m.protocol,
+                version,
                 self.session,
             )
             self.state = "connecting"
@@ -185,9 +192,12 @@ class Connection:
         if client is None:
             return None
         if _failed(rc):
-            log.error("broker refused the connection: %s", rc)
-            self.lost(f"connection refused: {rc}")
+            again = self.version.refused(self.attempt_version, rc)
+            if not again:
+                log.error("broker refused the connection: %s", rc)
+            self.lost(f"connection refused: {rc}", retry_now=again)
             return None
+        self.version.accepted(self.attempt_version)
         now = self.mono()
         self.state = "connected"
         self.connected_at = now
@@ -202,6 +212,8 @@ class Connection:
             self.session,
             f", broker receive maximum {window}" if window else "",
         )
+        if self.attempt_version != "5":
+            log.info("speaking MQTT %s (%s)", self.attempt_version, self.version.why)
         client.subscribe(
             [(name, 1) for name in t.terminal_subscriptions(self.county, self.terminal)]
         )
@@ -222,13 +234,24 @@ class Connection:
                 "broker says another client took over client id %r: terminal ids must be unique",
                 self.client_id,
             )
+        if self.state == "connecting":
+            again = self.version.closed_before_connack(self.attempt_version)
+            if not again:  # as suspicious as a drop right after CONNACK (NATS, a taken id)
+                self._short_lived()
+            self.lost(f"closed before CONNACK: {rc}", retry_now=again)
+            return
         self.lost(f"disconnected: {rc}")
 
-    def lost(self, why: str) -> None:
+    def lost(self, why: str, *, retry_now: bool = False) -> None:
         """Drop the client and schedule the next attempt after a back-off delay; a connection
-        that lasted ``stable_after_seconds`` resets the back-off."""
+        that lasted ``stable_after_seconds`` resets the back-off. ``retry_now``: the broker
+        asked for another MQTT version, which is tried at once (nothing failed yet)."""
         client, self.client = self.client, None
         was_connected = self.state == "connected"
+        if was_connected:
+            self.version.lost_after_connect()
+        elif not retry_now:
+            self.version.failed(self.attempt_version)
         self.gen += 1  # late events from that client are ignored
         if client is not None:
             quietly(client.disconnect, "disconnect of the lost connection")
@@ -237,7 +260,7 @@ class Connection:
         if self.connected_at is not None:
             self._judge_lifetime(now, now - self.connected_at)
         self.connected_at = None
-        delay = self.backoff.next_delay(now - self.good_until)
+        delay = 0.0 if retry_now else self.backoff.next_delay(now - self.good_until)
         self.connect_due = now + delay
         self.state = "waiting"
         self.last_error = why
@@ -256,14 +279,17 @@ class Connection:
             self.short_lived = 0
             self.hint = None
         elif lasted < SHORT_LIVED_S:
-            self.short_lived += 1
-            if self.short_lived == SHORT_LIVED_HINT_AFTER:
-                self.hint = (
-                    "the broker drops each connection right after accepting it: another "
-                    f"client may be using the client id {self.client_id!r}, or the ACL "
-                    "refuses this terminal"
-                )
-                log.error("%s", self.hint)
+            self._short_lived()
+
+    def _short_lived(self) -> None:
+        self.short_lived += 1
+        if self.short_lived == SHORT_LIVED_HINT_AFTER:
+            self.hint = (
+                "the broker drops each connection right after accepting it: another "
+                f"client may be using the client id {self.client_id!r}, or the ACL "
+                "refuses this terminal"
+            )
+            log.error("%s", self.hint)
 
     # -- closing ---------------------------------------------------------------------------------------
 

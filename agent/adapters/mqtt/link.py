@@ -32,6 +32,7 @@ from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.mqtt.connection import Connection, Event, quietly
 from agent.adapters.mqtt.receiving import Receiver
 from agent.adapters.mqtt.sending import Sender, with_msg_id
+from agent.adapters.mqtt.version import MEMORY_FILE
 from agent.domain import topics as t
 from agent.domain.backoff import Backoff
 from agent.domain.outbox import OutboxPolicy
@@ -77,6 +78,7 @@ class MqttLink:
         self.client_id = self.m.client_id or self.terminal
         self.events: queue.Queue[Event] = queue.Queue()
         self.thread: threading.Thread | None = None
+        state_dir = getattr(cfg, "state_dir", None)
         self.conn = Connection(
             self.m,
             terminal=self.terminal,
@@ -86,6 +88,7 @@ class MqttLink:
             events=self.events,
             backoff=self.backoff,
             mono=mono,
+            protocol_memory=None if state_dir is None else state_dir / MEMORY_FILE,
         )
         self.sender = Sender(
             self.conn, self.m, self.bridge, self.policy, link_status=self.status_dict, mono=mono
@@ -276,7 +279,7 @@ class MqttLink:
         self._public = {
             "state": conn.state,
             "broker": f"{self.m.host}:{self.m.effective_port}",
-            "protocol": self.m.protocol,
+            **conn.version.status(),
             "client_id": self.client_id,
             "session": conn.session,
             "connected_since": conn.connected_wall if conn.connected else None,

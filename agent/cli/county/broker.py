@@ -40,6 +40,11 @@ class BrokerTls:
 
 @dataclass
 class PrivateBroker:
+    # What the tests ask of any private broker (agent.testing.brokers has NATS and RabbitMQ).
+    kind = "mosquitto"
+    has_mqtt5 = True
+    retained_through_wildcard = True
+
     workdir: Path
     port: int = 0
     host: str = "127.0.0.1"

@@ -24,11 +24,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from agent.cli.county.client import ToolError
+from agent.cli.county.roster import check_id as _check_id
+from agent.cli.county.roster import parse_roster
 from agent.domain import topics as t
-from agent.domain.protocol import ID_RE
 
 TRUST = getattr(t, "TRUST", "trust")
 TRUST_ACK = getattr(t, "TRUST_ACK", "trust/ack")
@@ -47,50 +46,6 @@ class Roster:
     @property
     def identities(self) -> tuple[str, ...]:
         return self.tools + self.terminals
-
-
-def _check_id(value: object, where: str) -> str:
-    if not isinstance(value, str) or not ID_RE.match(value):
-        raise ToolError(f"{where}: {value!r} is not an id (letters, digits, '.', '_', '-')")
-    if value == t.ALL:
-        raise ToolError(f"{where}: 'all' is reserved for the county-wide topics")
-    return value
-
-
-def parse_roster(path: Path) -> list[str]:
-    """Terminal ids from a file: one per line (``#`` comments) or a YAML list of strings."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ToolError(f"cannot read roster {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ToolError(f"roster {path} is not UTF-8 text") from None
-    stripped = [ln.strip() for ln in text.splitlines()]
-    entries: list[tuple[str, object]] = []
-    if path.suffix in (".yaml", ".yml") or any(ln.startswith("- ") for ln in stripped):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ToolError(f"roster {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, list):
-            raise ToolError(f"roster {path}: a YAML roster is a list of terminal ids")
-        entries = [(f"{path} item {i + 1}", v) for i, v in enumerate(data)]
-    else:
-        for n, ln in enumerate(stripped, 1):
-            ln = ln.split("#", 1)[0].strip()
-            if ln:
-                entries.append((f"{path} line {n}", ln))
-    out: list[str] = []
-    seen: dict[str, str] = {}
-    for where, value in entries:
-        tid = _check_id(value, where)
-        if tid in seen:
-            raise ToolError(f"{where}: {tid} is listed twice (first at {seen[tid]})")
-        seen[tid] = where
-        out.append(tid)
-    if not out:
-        raise ToolError(f"roster {path} lists no terminals")
-    return out
 
 
 def make_roster(terminals: list[str], tools: list[str]) -> Roster:

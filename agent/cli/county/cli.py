@@ -35,6 +35,8 @@ from agent.cli.county.collector import Collector
 from agent.cli.county.content import gather, render
 from agent.cli.county.push import LIBRARY, SCHEDULE, push_schedule
 from agent.cli.county.report_cli import ID_RE, add_report_parser, cmd_report
+from agent.cli.county.roster import add_roster_arg, subscribe_all
+from agent.cli.county.roster import load as load_roster
 from agent.cli.county.storage import StorageError, open_storage
 from agent.cli.county.watch import Fleet, watch_filters
 from agent.domain import protocol as p
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     sn.add_argument("--wait", type=float, default=3.0, help="seconds to gather retained statuses")
     sn.add_argument("--json", action="store_true")
     add_broker_args(sn)
+    for name in ("push-schedule", "push-library", "watch", "content"):
+        add_roster_arg(sub.choices[name])
 
     broker_acl.add_parser(sub)
     keys.add_parser(sub)
@@ -153,6 +157,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         client_id=args.client_id,
         kind=LIBRARY if args.command == "push-library" else SCHEDULE,
         signer=signer(args),
+        roster=load_roster(args.roster),
     )
     print("\n".join(result.lines()))
     return 0 if result.ok() else 1
@@ -162,10 +167,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     cc = CountyClient(
         broker_config(args), args.client_id or f"countyctl-watch-{time.time_ns() % 10**9}"
     )
+    roster = load_roster(args.roster)
+    filters = watch_filters(args.county, roster)
     cc.connect()
-    fleet = Fleet()
+    fleet = Fleet(args.county, roster)
     try:
-        cc.subscribe(watch_filters(args.county))
+        subscribe_all(cc, filters)
         end = time.monotonic() + args.wait
         next_print = time.monotonic() + args.interval
         while True:
@@ -273,7 +280,7 @@ def cmd_content(args: argparse.Namespace) -> int:
     )
     cc.connect()
     try:
-        views = gather(cc, args.county, args.wait)
+        views = gather(cc, args.county, args.wait, load_roster(args.roster))
     finally:
         cc.close()
     now = time.time()

@@ -3,6 +3,10 @@
 Same rule as on the terminal: paho's callbacks only put events on a queue; the tool's own thread
 calls paho (publish, subscribe, ack). Broker options (``--host``, ``--port``, TLS, credentials)
 are the agent's ``mqtt:`` keys, checked the same way (a key file readable by others is refused).
+
+``--protocol auto`` (the default) behaves as the agent's: MQTT 5 first, then 3.1.1 when the broker
+answers CONNACK 0x84 (NATS) or closes the socket before any CONNACK (RabbitMQ 3.10). The answer is
+kept for the process (a collector's reconnects do not probe again) and logged once.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from agent.adapters.mqtt.config import MqttConfig, TlsConfig, secret_file_problem
-from agent.adapters.mqtt.conn import failed, new_client
+from agent.adapters.mqtt.conn import code, concrete, failed, new_client
+from agent.adapters.mqtt.version import UNSUPPORTED_VERSION
 
 log = logging.getLogger("county.client")
+
+# (host, port) -> (version, why): what "auto" found out in this process.
+_LEARNED: dict[tuple[str, int], tuple[str, str]] = {}
 
 
 class ToolError(Exception):
@@ -32,7 +40,12 @@ def add_broker_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("broker (the same settings as the agent's mqtt: section)")
     g.add_argument("--host", default="127.0.0.1")
     g.add_argument("--port", type=int, default=None, help="default 1883, or 8883 with TLS")
-    g.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
+    g.add_argument(
+        "--protocol",
+        choices=["auto", "5", "3.1.1"],
+        default="auto",
+        help="MQTT version; auto (default): 5, or 3.1.1 when the broker lacks 5",
+    )
     g.add_argument("--keepalive", type=int, default=30)
     g.add_argument("--tls-ca", type=Path, default=None, help="CA file; turns TLS on")
     g.add_argument("--tls", action="store_true", help="TLS with the system's CA store")
@@ -96,13 +109,38 @@ class CountyClient:
         self.connected = threading.Event()
         self.lost = threading.Event()
         self.session_present = False
+        self.protocol = concrete(m.protocol)  # the version of the last connection
+        self.protocol_why = "configured" if m.protocol != "auto" else "MQTT 5 accepted"
         self._acks: dict[int, Any] = {}
         self._subacks: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     def connect(self, timeout: float = 10.0) -> None:
+        """Connect; with ``protocol: auto``, fall back to 3.1.1 when the broker lacks MQTT 5."""
+        key = (self.m.host, self.m.effective_port)
+        version = concrete(self.m.protocol)
+        if self.m.protocol == "auto" and key in _LEARNED:
+            version, self.protocol_why = _LEARNED[key]
+        fallback = self._connect(version, timeout, probing=self.m.protocol == "auto")
+        if fallback is not None:
+            self._connect("3.1.1", timeout, probing=False)
+            self.protocol_why = f"{fallback}; 3.1.1 accepted"
+            log.info("%s: %s", self.client_id, self.protocol_why)
+        if self.m.protocol == "auto":
+            _LEARNED[key] = (self.protocol, self.protocol_why)
+
+    def _connect(self, version: str, timeout: float, *, probing: bool) -> str | None:
+        """One attempt. Returns why MQTT 5 is not spoken when the broker said so (``probing``
+        an MQTT 5 attempt), else None; raises ToolError on every other failure."""
+        self.protocol = version
+        while not self.control.empty():  # what a refused attempt left behind
+            self.control.get_nowait()
         client, kwargs = new_client(
-            self.m, self.client_id, persistent=self.persistent, manual_ack=self.manual_ack
+            self.m,
+            self.client_id,
+            persistent=self.persistent,
+            manual_ack=self.manual_ack,
+            protocol=version,
         )
 
         def on_connect(_c: Any, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
@@ -147,11 +185,22 @@ class CountyClient:
         except queue.Empty:
             self.close()
             raise ToolError("the broker did not answer the connection in time") from None
+        probing = probing and version == "5"
+        if ev[0] == "disconnect" and probing:
+            self.close(disconnect=False)
+            return "the broker closed the connection before CONNACK with MQTT 5"
+        if ev[0] == "connack" and failed(ev[1]) and probing and code(ev[1]) == UNSUPPORTED_VERSION:
+            self.close(disconnect=False)
+            return "the broker refused MQTT 5 (CONNACK 0x84, unsupported protocol version)"
         if ev[0] != "connack" or failed(ev[1]):
             self.close()
-            raise ToolError(f"the broker refused the connection: {ev[1] if len(ev) > 1 else ev}")
+            raise ToolError(
+                f"the broker refused the connection (MQTT {version}): "
+                f"{ev[1] if len(ev) > 1 else ev}"
+            )
         self.session_present = ev[2]
         self.connected.set()
+        return None
 
     def subscribe(self, filters: list[str], timeout: float = 10.0) -> list[Any]:
         client = self._connected_client()

@@ -4,9 +4,12 @@ slot, and how far their downloads are.
 Read from the terminals' retained ``status`` messages (their ``content`` section, see
 ``agent.runtime.content_state``), gathered for a short window after subscribing: the broker hands
 over every retained status at once, so no terminal needs to be online. A status is as fresh as
-its ``ts``; ``countyctl cmd T status`` asks a terminal for a new one. The exit status answers
+its ``ts``; ``countyctl cmd T status`` asks a terminal for a new one. With a roster (``--roster``)
+each terminal's status topic is subscribed exactly (RabbitMQ sends no retained message through a
+wildcard) and a listed terminal without any status is named. The exit status answers
 "will every slot in the next ``--hours`` have its video?": 1 when some terminal has a file not
-ready whose slot is that near (or reports a missing file that near), else 0.
+ready whose slot is that near (or reports a missing file that near, or is on the roster without
+any status), else 0.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.cli.county.roster import exact_filters, subscribe_all
 from agent.domain import protocol as p
 from agent.domain import topics as t
 
@@ -32,6 +36,7 @@ class TerminalContent:
     files: list[dict[str, Any]] = field(default_factory=list)
     files_total: int = 0
     has_section: bool = False
+    seen: bool = True  # False: a roster terminal that has no status at the broker
 
     def due(self, now: float, hours: float) -> list[dict[str, Any]]:
         """Files not ready whose slot starts within ``hours`` (or passed not long ago)."""
@@ -44,8 +49,9 @@ class TerminalContent:
         return out
 
     def late(self, now: float, hours: float) -> bool:
-        """Whether a slot within ``hours`` lacks its file (also one the list did not show)."""
-        if self.due(now, hours):
+        """Whether a slot within ``hours`` lacks its file (also one the list did not show); a
+        roster terminal without any status counts, as nothing says its files are there."""
+        if not self.seen or self.due(now, hours):
             return True
         soonest = _ts((self.readiness or {}).get("soonest_missing"))
         return soonest is not None and soonest <= now + hours * 3600
@@ -53,6 +59,7 @@ class TerminalContent:
     def to_json(self, now: float, hours: float) -> dict[str, Any]:
         return {
             "terminal": self.terminal,
+            "seen": self.seen,
             "status_ts": self.status_ts,
             "has_content": self.has_section,
             "readiness": self.readiness,
@@ -91,9 +98,15 @@ def from_status(terminal: str, status: Mapping[str, Any]) -> TerminalContent:
     return view
 
 
-def gather(cc: Any, county: str, wait: float) -> dict[str, TerminalContent]:
-    """Subscribe to the county's statuses and take what arrives within ``wait`` seconds."""
-    cc.subscribe([t.fleet(county, t.STATUS)])
+def gather(
+    cc: Any, county: str, wait: float, roster: list[str] | None = None
+) -> dict[str, TerminalContent]:
+    """Subscribe to the county's statuses and take what arrives within ``wait`` seconds; with a
+    roster, every listed terminal has an entry (``seen`` False when no status came)."""
+    if roster:
+        subscribe_all(cc, exact_filters(county, roster, [t.STATUS]))
+    else:
+        cc.subscribe([t.fleet(county, t.STATUS)])
     found: dict[str, TerminalContent] = {}
     end = time.monotonic() + wait
     while (left := end - time.monotonic()) > 0:
@@ -113,6 +126,8 @@ def gather(cc: Any, county: str, wait: float) -> dict[str, TerminalContent]:
             continue
         if isinstance(obj, dict):
             found[parsed.terminal] = from_status(parsed.terminal, obj)
+    for terminal in roster or ():
+        found.setdefault(terminal, TerminalContent(terminal, seen=False))
     return found
 
 
@@ -149,9 +164,14 @@ def render(
     if not views:
         return [f"no status from any terminal of county {county}"]
     lines = []
+    if not any(v.seen for v in views.values()):
+        lines.append(f"no status from any terminal of county {county}")
     for name in sorted(views):
         v = views[name]
         head = f"{name}: status of {v.status_ts or '?'}"
+        if not v.seen:
+            lines.append(f"{name}: no status at the broker (never connected?)")
+            continue
         if not v.has_section:
             lines.append(f"{head}: no content section (an agent without the content pipeline)")
             continue

@@ -5,7 +5,10 @@ The document is checked with the agent's own parser first, so a malformed schedu
 manifest never leaves the county. Terminal layer: ``rde/v1/{county}/{terminal}/schedule`` (or
 ``.../library``); without ``--terminal`` the county layer, ``rde/v1/{county}/all/schedule`` (or
 ``.../all/library``), and the terminals expected to answer are those named with ``--expect`` plus
-every terminal whose retained state is "online". With a signer (``--key``) the checked document
+every terminal whose retained state is "online". Who is online is read from each terminal's own
+``state`` topic when a roster names the county's terminals (``--roster``): RabbitMQ does not
+deliver retained messages through a wildcard, so without a roster it finds nobody online there.
+With a signer (``--key``) the checked document
 is published inside its signed envelope (``docs/trust.md``), which is what terminals that
 require signatures take.
 """
@@ -22,6 +25,7 @@ from agent.adapters.manifest_files import parse_manifest
 from agent.adapters.mqtt.config import MqttConfig
 from agent.adapters.schedule_files import parse_schedule
 from agent.cli.county.client import CountyClient, ToolError
+from agent.cli.county.roster import exact_filters, subscribe_all
 from agent.domain import protocol as p
 from agent.domain import topics as t
 from agent.domain.manifest import ManifestRejected
@@ -55,6 +59,8 @@ class PushResult:
     kind: Pushed = SCHEDULE
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # terminal -> ack
     expected: set[str] = field(default_factory=set)
+    roster: list[str] | None = None  # the county's terminals, when a roster was given
+    offline: set[str] = field(default_factory=set)  # roster terminals whose state is offline
 
     @property
     def silent(self) -> list[str]:
@@ -73,9 +79,23 @@ class PushResult:
             out.append(line)
         for term in self.silent:
             out.append(f"  {term}: no answer")
+        for term in self.unseen:
+            why = "offline" if term in self.offline else "no state (never connected?)"
+            out.append(f"  {term}: {why}; it takes the {self.kind.name} when it connects")
         if not self.answers and not self.expected:
             out.append("  (no terminal is online and none was named with --expect)")
+            if self.roster is None:
+                out.append(
+                    "  (some brokers, e.g. RabbitMQ, send no retained state through a wildcard:"
+                    " name the county's terminals with --roster FILE)"
+                )
         return out
+
+    @property
+    def unseen(self) -> list[str]:
+        """Roster terminals neither expected nor answering (offline or never seen)."""
+        known = self.expected | set(self.answers)
+        return sorted(set(self.roster or ()) - known)
 
 
 def check_document(data: bytes, county: str, terminal: str | None, kind: Pushed = SCHEDULE) -> Any:
@@ -113,6 +133,7 @@ def push_schedule(
     client_id: str | None = None,
     kind: Pushed = SCHEDULE,
     signer: tuple[Any, dict[str, Any]] | None = None,
+    roster: list[str] | None = None,
 ) -> PushResult:
     doc = check_document(data, county, terminal, kind)
     if signer is not None:
@@ -124,14 +145,18 @@ def push_schedule(
         if len(data) > p.MAX_INCOMING_PACKET:
             raise ToolError(f"the signed {kind.name} is larger than {p.MAX_INCOMING_PACKET} bytes")
     layer = "terminal" if terminal else "county"
-    result = PushResult(layer, doc.version, kind, expected=set(expect or []))
+    result = PushResult(layer, doc.version, kind, expected=set(expect or []), roster=roster)
     if terminal:
         result.expected.add(terminal)
     cc = CountyClient(m, client_id or f"countyctl-push-{time.time_ns() % 10**9}")
     cc.connect()
     try:
         who = terminal or "+"
-        cc.subscribe([t.topic(county, who, kind.ack_suffix), t.topic(county, who, t.STATE)])
+        cc.subscribe([t.topic(county, who, kind.ack_suffix)])
+        if terminal or not roster:
+            cc.subscribe([t.topic(county, who, t.STATE)])
+        else:  # exact topics: their retained states come on every broker
+            subscribe_all(cc, exact_filters(county, roster, [t.STATE]))
         # Retained states arrive right after the subscription: who is online now.
         settle = time.monotonic() + 0.5
         pending: list[Any] = []
@@ -174,6 +199,9 @@ def _take(
     if parsed.suffix == t.STATE:
         if expect_online and isinstance(obj, dict) and obj.get("state") == "online":
             result.expected.add(parsed.terminal)
+            result.offline.discard(parsed.terminal)
+        elif isinstance(obj, dict) and obj.get("state") == "offline":
+            result.offline.add(parsed.terminal)
         return
     if parsed.suffix != result.kind.ack_suffix or p.validate(result.kind.ack_kind, obj):
         return

@@ -3,6 +3,11 @@
 Online/offline comes from the retained ``state``. Each terminal's session counter only grows, so an
 "offline" carrying an older session than the newest "online" seen is a late Last Will from a
 connection that was already replaced: it is ignored.
+
+With a roster (``--roster``) every listed terminal has a row from the start, and the retained
+topics (``state``, ``status``, ``schedule/ack``) are subscribed per terminal: RabbitMQ does not
+deliver retained messages through a wildcard, so without a roster it never shows an offline
+terminal. Heartbeats are never retained and come through the wildcard on every broker.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.cli.county.client import ToolError
+from agent.cli.county.roster import exact_filters
 from agent.domain import protocol as p
 from agent.domain import topics as t
 
@@ -61,8 +68,11 @@ def _link_text(link: Any) -> str | None:
 
 
 class Fleet:
-    def __init__(self) -> None:
+    def __init__(self, county: str | None = None, roster: list[str] | None = None) -> None:
         self.terminals: dict[tuple[str, str], TerminalView] = {}
+        if county is not None:
+            for terminal in roster or ():
+                self.view(county, terminal)
 
     def view(self, county: str, terminal: str) -> TerminalView:
         key = (county, terminal)
@@ -131,9 +141,16 @@ class Fleet:
 
 
 WATCH_SUFFIXES = (t.STATE, t.HEARTBEAT, t.STATUS, t.SCHEDULE_ACK)
+RETAINED_SUFFIXES = (t.STATE, t.STATUS, t.SCHEDULE_ACK)
 
 
-def watch_filters(county: str | None) -> list[str]:
+def watch_filters(county: str | None, roster: list[str] | None = None) -> list[str]:
+    """The subscriptions of ``countyctl watch``; with a roster, exact topics for what is
+    retained (one per terminal and suffix) and the wildcard only for heartbeats."""
+    if roster:
+        if not county:
+            raise ToolError("a roster belongs to one county: --roster needs --county")
+        return [t.fleet(county, t.HEARTBEAT), *exact_filters(county, roster, RETAINED_SUFFIXES)]
     if county:
         return [t.fleet(county, s) for s in WATCH_SUFFIXES]
     return [t.all_counties(s) for s in WATCH_SUFFIXES]
