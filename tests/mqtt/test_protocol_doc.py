@@ -102,3 +102,11 @@ def test_quoted_defaults_are_the_codes():
     assert COMMANDS_KEPT == 2000
     for cmd in p.COMMANDS:
         assert f"`{cmd}`" in DOC
+
+
+def test_the_acl_quoted_is_the_one_the_county_command_writes():
+    shipped = (ROOT / "config" / "mosquitto" / "acl.example").read_text(encoding="utf-8")
+    quoted = [ln for ln in DOC.splitlines() if ln.startswith("pattern ")]
+    assert quoted and set(quoted) == {
+        ln for ln in shipped.splitlines() if ln.startswith("pattern ")
+    }

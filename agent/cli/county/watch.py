@@ -21,6 +21,7 @@ from agent.cli.county.client import ToolError
 from agent.cli.county.roster import exact_filters
 from agent.domain import protocol as p
 from agent.domain import topics as t
+from agent.domain.trust import looks_signed
 
 
 @dataclass
@@ -156,6 +157,18 @@ def watch_filters(county: str | None, roster: list[str] | None = None) -> list[s
     return [t.all_counties(s) for s in WATCH_SUFFIXES]
 
 
+def _unsealed(envelope: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The document inside a signed envelope and who says they signed it (for display only)."""
+    from agent.runtime.documents import parse_document
+
+    try:
+        inner = parse_document(str(envelope.get("payload") or ""), "envelope").plain()
+    except Exception:  # a payload that does not read is shown as such; terminals reject it
+        inner = None
+    signer = f", signed by key {envelope.get('key_id')}"
+    return (inner if isinstance(inner, dict) else {}), signer
+
+
 def describe(topic: str, payload: bytes) -> str | None:
     """A one-line account of any protocol message (the demo prints these as ``[county] ...``)."""
     parsed = t.parse(topic)
@@ -206,13 +219,19 @@ def describe(topic: str, payload: bytes) -> str | None:
     if s == t.RECORD_ACK:
         ids = [str(r.get("record_id"))[:8] for r in obj.get("records") or [] if isinstance(r, dict)]
         return f"record/ack to {who}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}"
+    signer = ""
+    if s in (t.SCHEDULE, t.LIBRARY) and looks_signed(obj):
+        obj, signer = _unsealed(obj)  # shown, not verified: the terminals verify
     if s == t.SCHEDULE:
         layer = "county" if who == t.ALL else "terminal"
-        return f"schedule ({layer} layer) v{obj.get('version')} for {who}"
+        return f"schedule ({layer} layer) v{obj.get('version')} for {who}{signer}"
     if s == t.LIBRARY:
         layer = "county" if who == t.ALL else "terminal"
         count = len(obj.get("courses") or [])
-        return f"course manifest ({layer} layer) v{obj.get('version')} for {who}: {count} course(s)"
+        return (
+            f"course manifest ({layer} layer) v{obj.get('version')} for {who}: "
+            f"{count} course(s){signer}"
+        )
     if s in (t.SCHEDULE_ACK, t.LIBRARY_ACK):
         reasons = "; ".join(obj.get("reasons") or [])[:200]
         return f"{who} {s}: {obj.get('layer')} v{obj.get('version')} {obj.get('status')}" + (
