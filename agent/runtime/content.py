@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.adapters.content_files import ContentFolder, take_from_folder
-from agent.adapters.http_fetch import FetchError, fetch_file
 from agent.domain import core as c
 from agent.domain.content_plan import Want, conflicts, fetch_allowed, next_window_start, wanted
 from agent.domain.manifest import LibraryCourse
@@ -85,7 +84,7 @@ class ContentService:
         library: Callable[[], dict[str, LibraryCourse]],
         last_played: Callable[[], dict[str, float]],
         cfg: ContentConfig | None = None,
-        fetch: Callable[..., Any] = fetch_file,
+        fetch: Callable[..., Any] | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.host = host
@@ -295,7 +294,9 @@ class ContentService:
         self.state.set(want.path, "fetching", None, t.done)
         self._publish(inputs)
         try:
-            result = self._fetch(
+            from agent.adapters.http_fetch import FetchError  # urllib3 and ssl: only when fetching
+
+            result = (self._fetch or _fetch_file())(
                 want.sources,
                 self.folder.dest(want.path),
                 want.size,
@@ -408,3 +409,11 @@ class ContentService:
         log.info("content: %s", message)
         entry = c.Log(level, kind, message, {"path": path, **(extra or {})})
         self.host.call_soon(lambda: self._execute([entry]))
+
+
+def _fetch_file() -> Callable[..., Any]:
+    """The HTTP fetcher, imported on the first download: urllib3 and ssl cost about 2-4 MB of
+    RSS that a terminal with every file in place never needs."""
+    from agent.adapters.http_fetch import fetch_file
+
+    return fetch_file

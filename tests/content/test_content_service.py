@@ -290,3 +290,16 @@ def test_the_satellite_folder_feeds_the_content_folder_once_a_file_is_complete(
         assert not received.exists(), "the satellite copy was not moved away"
     finally:
         stop(rt, t)
+
+
+def test_the_http_client_is_imported_only_when_a_download_starts() -> None:
+    """urllib3 and ssl cost megabytes an offline terminal with every file in place never needs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agent.cli.daemon, agent.runtime.content_start; "
+        "print(sorted(m for m in ('urllib3', 'ssl', 'nacl') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
