@@ -80,6 +80,13 @@ class FakeRuntime:
     def status_snapshot(self) -> dict[str, Any]:
         return {"playing": None, "upcoming": [], "started_at": "2026-11-29T00:00:00.000Z"}
 
+    def close(self) -> None:
+        """Close the store on the 'core' thread after what is queued there (the server logs its
+        events there without waiting): closing it from here while the core thread writes an
+        event is a use-after-close in sqlite3, which crashes the interpreter."""
+        self.stall.clear()
+        self.call(self.store.close)
+
 
 @pytest.fixture
 def served(tmp_path: Path):
@@ -89,7 +96,7 @@ def served(tmp_path: Path):
     server.start()
     yield rt, server
     server.stop()
-    rt.store.close()
+    rt.close()
 
 
 def raw(path: Path, payload: bytes) -> list[dict[str, Any]]:
@@ -180,7 +187,7 @@ def test_socket_mode_without_and_with_the_admin_group(tmp_path: Path) -> None:
         assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == os.getgid()
     finally:
         server.stop()
-    rt.store.close()
+    rt.close()
 
 
 def test_stale_socket_is_replaced_but_a_live_one_is_not_stolen(tmp_path: Path) -> None:
@@ -200,7 +207,7 @@ def test_stale_socket_is_replaced_but_a_live_one_is_not_stolen(tmp_path: Path) -
     with pytest.raises(AgentUnavailable) as exc:
         request(rt.cfg.socket_path, "ping")
     assert exc.value.reason == "not_running"
-    rt.store.close()
+    rt.close()
 
 
 # -- attendance ----------------------------------------------------------------------------------

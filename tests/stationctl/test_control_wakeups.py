@@ -33,6 +33,6 @@ def test_an_idle_control_socket_does_not_wake_and_stops_at_once(tmp_path: Path) 
     finally:
         started = time.monotonic()
         server.stop()
-        rt.store.close()
+        rt.close()
     assert time.monotonic() - started < 0.5
     assert not server.thread.is_alive()

@@ -85,7 +85,7 @@ def agent_socket(open_dir: Path) -> Iterator[tuple[Path, FakeRuntime]]:
     server.start()
     yield config, rt
     server.stop()
-    rt.store.close()
+    rt.close()
 
 
 def ctl(config: Path, *args: str, lang: str = "en") -> Callable[[], int]:
