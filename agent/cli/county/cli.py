@@ -37,6 +37,7 @@ from agent.cli.county.push import LIBRARY, SCHEDULE, push_schedule
 from agent.cli.county.report_cli import ID_RE, add_report_parser, cmd_report
 from agent.cli.county.roster import add_roster_arg, subscribe_all
 from agent.cli.county.roster import load as load_roster
+from agent.cli.county.simulate import cli as simulate_cli
 from agent.cli.county.storage import StorageError, open_storage
 from agent.cli.county.watch import Fleet, watch_filters
 from agent.domain import protocol as p
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_broker_args(sc)
     add_report_parser(sub)
+    simulate_cli.add_parser(sub)
 
     sm = sub.add_parser("cmd", help="send a command to a terminal and print its reply")
     sm.add_argument("terminal")
@@ -311,4 +313,5 @@ COMMANDS = {
     "cmd": cmd_cmd,
     "content": cmd_content,
     "broker-acl": broker_acl.run,
+    "simulate": simulate_cli.cmd_simulate,
 }
