@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.adapters.content_files import ContentFolder, take_from_folder
+from agent.adapters.content_files import ContentFolder
 from agent.domain import core as c
 from agent.domain.content_plan import Want, conflicts, fetch_allowed, next_window_start, wanted
 from agent.domain.manifest import LibraryCourse
 from agent.domain.planner import plan
 from agent.domain.schedule import is_url
 from agent.runtime.config import ContentConfig
+from agent.runtime.content_intake import Intake
 from agent.runtime.content_room import DiskBudget
 from agent.runtime.content_state import ContentState, Tracked
 from agent.runtime.host import Host
@@ -91,6 +92,7 @@ class ContentService:
         self.cfg = cfg or host.cfg.content
         self.folder = ContentFolder(host.cfg.content_dir)
         self.budget = DiskBudget(self.folder, self.cfg)
+        self.intake = Intake(self.cfg.intake_dir, self.folder)
         self._execute = execute
         self._library = library
         self._last_played = last_played
@@ -102,7 +104,6 @@ class ContentService:
         self._cancel = threading.Event()
         self._raised: set[str] | None = None  # None until the first pass read the store's
         self._thread: threading.Thread | None = None
-        self._sources: list[Path] = []
         self._short: dict[str, Any] | None = None  # the first file of this pass without room
         self._told: tuple[Any, ...] | None = None  # the readiness counts last announced
         self.passes = 0
@@ -148,9 +149,11 @@ class ContentService:
         tracked = self.state.replace_wants(wants)
         self.budget.drop_stale_partials(wants)
         missing = [t for t in tracked.values() if not self._present(t)]
-        for folder, move in self._intake_folders():
+        for folder, move in self.intake.folders():
             if missing:
-                self._intake(missing, folder, move)
+                how, taken = self.intake.take([t.want for t in missing], folder, move)
+                for path in taken:
+                    self._event("info", "content_received", f"{path} taken from the {how}", path)
                 missing = [t for t in missing if not self._present(t)]
         self._publish(inputs)
         self._short = None
@@ -225,39 +228,10 @@ class ContentService:
             self.state.set(want.path, "missing")
         return ok
 
-    def _intake_folders(self) -> list[tuple[Path, bool]]:
-        """The satellite folder (files moved in) and folders handed over by an import (a USB
-        stick: files copied, the stick left as it is); a folder gone is forgotten."""
-        with self.state.lock:
-            self._sources = [p for p in self._sources if p.is_dir()]
-            folders = [(p, False) for p in self._sources]
-        if self.cfg.intake_dir is not None:
-            folders.insert(0, (self.cfg.intake_dir, True))
-        return folders
-
     def add_source(self, folder: Path) -> None:
         """Copy wanted files from ``folder`` (``stationctl library import``), then look again."""
-        with self.state.lock:
-            if folder not in self._sources:
-                self._sources.append(folder)
+        self.intake.add_stick(folder)
         self.kick()
-
-    def _intake(self, missing: list[Tracked], folder: Path, move: bool) -> None:
-        triples = [
-            (t.want.path, t.want.size, t.want.sha256)
-            for t in missing
-            if t.want.size is not None and t.want.sha256 is not None
-        ]
-        if not triples or not folder.is_dir():
-            return
-        how = "satellite folder" if move else str(folder)
-        try:
-            taken = take_from_folder(folder, triples, self.folder, move=move)
-        except OSError as exc:
-            log.warning("content: taking files from %s failed: %s", how, exc)
-            return
-        for path in taken:
-            self._event("info", "content_received", f"{path} taken from the {how}", path)
 
     def _try_fetch(self, t: Tracked, inputs: Inputs) -> bool:
         """Fetch one missing file if it may be fetched now; True when it landed."""
@@ -361,7 +335,7 @@ class ContentService:
         waits = [cfg.replan_seconds]
         if missing and cfg.intake_dir is not None:
             waits.append(cfg.intake_poll_seconds)
-        if missing and self._sources:  # a stick being imported: someone is waiting for it
+        if missing and self.intake.importing:
             waits.append(min(cfg.intake_poll_seconds, SOURCE_POLL_S))
         alarm_s, urgent_s = cfg.alarm_hours * 3600, cfg.urgent_hours * 3600
         for t in missing:
