@@ -50,14 +50,8 @@ class ManifestStore(LayeredFiles[ManifestDoc]):
     def load(self, layer: str) -> ManifestDoc | None:
         """The stored manifest of ``layer`` (None if there is none); ManifestRejected when it
         cannot be read."""
-        p = self.path(layer)
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ManifestRejected(str(p), [f"{p}: cannot read the file: {exc.strerror}"]) from None
-        return parse_untrusted_manifest(data, str(p))
+        data = self.stored_bytes(layer)
+        return None if data is None else parse_untrusted_manifest(data, str(self.path(layer)))
 
     def load_all(self) -> dict[str, ManifestDoc]:
         """The readable stored layers; a layer that cannot be read is left out (``load`` says

@@ -81,14 +81,10 @@ class ScheduleStore(LayeredFiles[ScheduleDoc]):
     def load(self, layer: str, timezone: str | None = None) -> ScheduleDoc | None:
         """The stored document of ``layer`` (None if there is none); ScheduleRejected when it
         cannot be read. ``timezone``: the zone for a document that names none."""
-        p = self.path(layer)
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
+        data = self.stored_bytes(layer)
+        if data is None:
             return None
-        except OSError as exc:
-            raise ScheduleRejected(str(p), [f"{p}: cannot read the file: {exc.strerror}"]) from None
-        return parse_untrusted(data, str(p), timezone=timezone or self.timezone)
+        return parse_untrusted(data, str(self.path(layer)), timezone=timezone or self.timezone)
 
     def load_all(self) -> dict[str, ScheduleDoc]:
         out = {}

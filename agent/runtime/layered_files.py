@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from agent.domain import core as c
 from agent.domain.document import DEFAULT_LIMITS, DocumentError, Limits
 from agent.domain.schedule import (
     LAYERS,
@@ -140,6 +141,17 @@ class LayeredFiles(Generic[D]):
         """The stored document of ``layer``, None if there is none; raises ``rejected``."""
         raise NotImplementedError
 
+    def stored_bytes(self, layer: str) -> bytes | None:
+        """The stored file of ``layer`` as it is on disk (None if there is none); ``rejected``
+        when it cannot be read, which the caller treats like a damaged document."""
+        p = self.path(layer)
+        try:
+            return p.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self.rejected(str(p), [f"{p}: cannot read the file: {exc.strerror}"]) from None
+
     def mtimes(self) -> tuple[float, ...]:
         out = []
         for layer in self.layers:
@@ -240,3 +252,15 @@ def wrong_target(
     if the_layer == "county" and doc.terminal:
         reasons.append(f"a county-layer {kind} must not name a terminal")
     return reasons
+
+
+def verdict_entry(what: str, kind: str, result: ApplyResult, source: str) -> c.Log:
+    """The event-log entry for a layered document's verdict (``{kind}_applied|stale|rejected``):
+    what was applied or refused, from where, and why."""
+    level = "info" if result.status == "applied" else "warning"
+    version = "(no valid version)" if result.version is None else f"v{result.version}"
+    message = f"{what} {result.layer} {version} from {source}: {result.status}"
+    if result.reasons:
+        message += " — " + "; ".join(result.reasons[:5])
+    detail = {"layer": result.layer, "version": result.version, "reasons": result.reasons[:20]}
+    return c.Log(level, f"{kind}_{result.status}", message, detail)

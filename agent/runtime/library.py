@@ -19,6 +19,7 @@ from agent.domain.manifest import LibraryCourse, ManifestDoc, ManifestRejected, 
 from agent.domain.schedule import LAYERS, ApplyResult, Course
 from agent.runtime.executor import Executor
 from agent.runtime.host import Host
+from agent.runtime.layered_files import verdict_entry
 from agent.runtime.trust import TrustGate
 
 log = logging.getLogger("agent")
@@ -91,13 +92,7 @@ class Library:
             terminal=cfg.terminal,
             parsed=parsed,
         )
-        level = "info" if result.status == "applied" else "warning"
-        version = "(no valid version)" if result.version is None else f"v{result.version}"
-        message = f"Course manifest {result.layer} {version} from {source}: {result.status}"
-        if result.reasons:
-            message += " — " + "; ".join(result.reasons[:5])
-        detail = {"layer": result.layer, "version": result.version, "reasons": result.reasons[:20]}
-        self.executor.log(c.Log(level, f"manifest_{result.status}", message, detail))
+        self.executor.log(verdict_entry("Course manifest", "manifest", result, source))
         if result.status == "applied" and result.doc is not None:
             self.layers[result.layer] = result.doc
             self._changed()

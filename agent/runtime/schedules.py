@@ -16,6 +16,7 @@ from agent.domain.manifest import ManifestDoc, ManifestRejected
 from agent.domain.schedule import LAYERS, ScheduleRejected
 from agent.runtime.executor import Executor
 from agent.runtime.host import Host
+from agent.runtime.layered_files import verdict_entry
 from agent.runtime.sidejobs import SideJobs
 from agent.runtime.trust import TrustGate, TrustUpdate
 from agent.runtime.trust_unsigned import report_unsigned
@@ -139,21 +140,9 @@ class Schedules:
             county=host.cfg.county,
             parsed=parsed,
         )
-        level = "info" if result.status == "applied" else "warning"
-        version = "(no valid version)" if result.version is None else f"v{result.version}"
-        message = f"Schedule {result.layer} {version} from {source}: {result.status}"
-        if result.reasons:
-            message += " — " + "; ".join(result.reasons[:5])
-        self.executor.log(
-            c.Log(
-                level,
-                f"schedule_{result.status}",
-                message,
-                {"layer": result.layer, "version": result.version, "reasons": result.reasons[:20]},
-            )
-        )
+        self.executor.log(verdict_entry("Schedule", "schedule", result, source))
         if result.status == "applied":
-            self.reload(f"applied {result.layer} {version}", applied=result.doc)
+            self.reload(f"applied {result.layer} v{result.version}", applied=result.doc)
         return result
 
     def apply_trust(self, update: TrustUpdate, source: str) -> Any:
