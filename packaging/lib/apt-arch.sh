@@ -44,13 +44,14 @@ apt_arch_opts() { # ARCH -> sets APT_OPTS (array)
   if [ "${APT_ARCH_UPDATE:-0}" = 1 ] || [ -z "$(find "$d/lists" -maxdepth 1 -name '*Packages*' \
     -mmin -1440 -print -quit)" ]; then
     say "apt lists for $arch: updating"
-    # A mirror caught mid-sync serves an index whose size differs from its Release: wait, retry.
+    # A mirror caught mid-sync serves an index whose size differs from its Release (seen with
+    # debian-security for minutes at a time): wait longer each time, about 7 minutes in all.
     local try
-    for try in 1 2 3; do
+    for try in 1 2 3 4 5 6; do
       apt-get "${APT_OPTS[@]}" -o Acquire::Retries=3 -q update >/dev/null && break
-      [ "$try" -lt 3 ] || die "apt-get update for $arch failed (3 tries)"
-      say "apt lists for $arch: update failed, trying again in $((try * 20)) s"
-      sleep $((try * 20))
+      [ "$try" -lt 6 ] || die "apt-get update for $arch failed (6 tries)"
+      say "apt lists for $arch: update failed, trying again in $((try * 30)) s"
+      sleep $((try * 30))
     done
   fi
 }
