@@ -43,16 +43,25 @@ apt_arch_opts() { # ARCH -> sets APT_OPTS (array)
   )
   if [ "${APT_ARCH_UPDATE:-0}" = 1 ] || [ -z "$(find "$d/lists" -maxdepth 1 -name '*Packages*' \
     -mmin -1440 -print -quit)" ]; then
-    say "apt lists for $arch: updating"
-    # A mirror caught mid-sync serves an index whose size differs from its Release (seen with
-    # debian-security for minutes at a time): wait longer each time, about 7 minutes in all.
+    say "apt lists for $arch: updating" >&2
+    # A mirror caught mid-sync serves an index whose size differs from its Release; one mirror
+    # here served a broken debian-security index for armhf for hours. Retry twice, then go on
+    # with what arrived if the release's own index did (the bundle then lacks the security
+    # suite's newer versions for this architecture, and says so); without it, stop.
     local try
-    for try in 1 2 3 4 5 6; do
-      apt-get "${APT_OPTS[@]}" -o Acquire::Retries=3 -q update >/dev/null && break
-      [ "$try" -lt 6 ] || die "apt-get update for $arch failed (6 tries)"
-      say "apt lists for $arch: update failed, trying again in $((try * 30)) s"
+    for try in 1 2 3; do
+      apt-get "${APT_OPTS[@]}" -o Acquire::Retries=3 -q update >/dev/null && return 0
+      [ "$try" -lt 3 ] || break
+      say "apt lists for $arch: update failed, trying again in $((try * 30)) s" >&2
       sleep $((try * 30))
     done
+    if [ -n "$(find "$d/lists" -maxdepth 1 -name '*dists_bookworm_main_binary-*Packages*' \
+      -print -quit)" ]; then
+      echo "$PROG: warning: some apt indexes for $arch could not be fetched (see above); going on" \
+        "with the release's index: security updates for $arch may be missing from this bundle" >&2
+    else
+      die "apt-get update for $arch failed (3 tries) and the release's index is missing"
+    fi
   fi
 }
 
