@@ -57,6 +57,14 @@ def apply_manifest(rt: Runtime, doc: dict[str, Any], layer: str = "county") -> A
     return rt.call(lambda: rt.library.apply(data, "test", layer, parsed=parsed))
 
 
+def give_slots(rt: Runtime, version: int, *slots: tuple[str, float, str, str]) -> None:
+    """Apply a terminal schedule of one-off slots (item, start, media, course) and have the
+    running agent take it."""
+    items = [one_off(i, at, media, course_id=course) for i, at, media, course in slots]
+    apply_schedule(rt.cfg.state_dir, schedule(version, items))
+    rt.call(lambda: rt.reload_schedules("test"))
+
+
 def content(rt: Runtime) -> dict[str, Any]:
     return rt.call(lambda: rt.status_snapshot())["content"]
 
@@ -81,11 +89,7 @@ def test_a_scheduled_course_is_fetched_verified_and_reported_ready(tmp_path, ngi
     f = served(nginx, "ph-01.bin", 3 * 1024 * 1024)
     rt, t = start(tmp_path)
     try:
-        apply_schedule(
-            rt.cfg.state_dir,
-            schedule(1, [one_off("w1", time.time() + 3 * 3600, f["path"], course_id="PH-01")]),
-        )
-        rt.call(lambda: rt.reload_schedules("test"))
+        give_slots(rt, 1, ("w1", time.time() + 3 * 3600, f["path"], "PH-01"))
         assert apply_manifest(rt, manifest(1, [f])).status == "applied"
         wait_for(lambda: file_status(rt, f["path"]) == "ready", 30, 0.1, "the file to be ready")
         landed = rt.cfg.content_dir / f["path"]
@@ -126,11 +130,7 @@ def test_content_missing_is_raised_for_a_near_slot_and_cleared_when_the_file_lan
     f = served(nginx, "late.bin", 256 * 1024)
     rt, t = start(tmp_path)
     try:
-        apply_schedule(
-            rt.cfg.state_dir,
-            schedule(1, [one_off("w1", time.time() + 2 * 3600, f["path"], course_id="L-1")]),
-        )
-        rt.call(lambda: rt.reload_schedules("test"))
+        give_slots(rt, 1, ("w1", time.time() + 2 * 3600, f["path"], "L-1"))
         wait_for(lambda: alarms(rt).get("content_missing") is True, 30, 0.1, "content_missing")
         assert file_status(rt, f["path"]) == "missing"
         apply_manifest(rt, manifest(1, [f]))
@@ -189,34 +189,24 @@ def test_the_disk_budget_evicts_old_files_but_never_scheduled_ones(tmp_path, ngi
         now = time.time()
         rt, t = start(tmp_path, min_free_mb=0.5)
         try:
-            apply_schedule(
-                rt.cfg.state_dir,
-                schedule(
-                    1,
-                    [
-                        one_off("k", now + 5 * 3600, keep["path"], course_id="K"),
-                        one_off("n", now + 6 * 3600, new["path"], course_id="N"),
-                    ],
-                ),
+            give_slots(
+                rt,
+                1,
+                ("k", now + 5 * 3600, keep["path"], "K"),
+                ("n", now + 6 * 3600, new["path"], "N"),
             )
-            rt.call(lambda: rt.reload_schedules("test"))
             apply_manifest(rt, manifest(1, [keep, new]))
             wait_for(lambda: file_status(rt, new["path"]) == "ready", 30, 0.1, "the new file")
             assert (mnt / keep["path"]).is_file(), "a scheduled file was evicted"
             assert not (old_a.exists() and old_b.exists()), "nothing was evicted"
             huge = served(nginx, "huge.bin", 5 * 1024 * 1024)
-            apply_schedule(
-                rt.cfg.state_dir,
-                schedule(
-                    2,
-                    [
-                        one_off("k", now + 5 * 3600, keep["path"], course_id="K"),
-                        one_off("n", now + 6 * 3600, new["path"], course_id="N"),
-                        one_off("h", now + 7 * 3600, huge["path"], course_id="H"),
-                    ],
-                ),
+            give_slots(
+                rt,
+                2,
+                ("k", now + 5 * 3600, keep["path"], "K"),
+                ("n", now + 6 * 3600, new["path"], "N"),
+                ("h", now + 7 * 3600, huge["path"], "H"),
             )
-            rt.call(lambda: rt.reload_schedules("test"))
             apply_manifest(rt, manifest(2, [keep, new, huge]))
             wait_for(
                 lambda: alarms(rt).get("content_no_space") is True, 30, 0.1, "content_no_space"
@@ -239,17 +229,12 @@ def test_outside_the_windows_only_urgent_files_are_fetched(tmp_path, nginx) -> N
     now = time.time()
     rt, t = start(tmp_path, windows=[_window_away(4)], urgent_hours=2)
     try:
-        apply_schedule(
-            rt.cfg.state_dir,
-            schedule(
-                1,
-                [
-                    one_off("n", now + 1 * 3600, near["path"], course_id="N"),
-                    one_off("f", now + 30 * 3600, far["path"], course_id="F"),
-                ],
-            ),
+        give_slots(
+            rt,
+            1,
+            ("n", now + 1 * 3600, near["path"], "N"),
+            ("f", now + 30 * 3600, far["path"], "F"),
         )
-        rt.call(lambda: rt.reload_schedules("test"))
         apply_manifest(rt, manifest(1, [near, far]))
         wait_for(lambda: file_status(rt, near["path"]) == "ready", 30, 0.1, "the urgent file")
         wait_for(lambda: file_status(rt, far["path"]) == "waiting", 10, 0.1, "the far file waits")

@@ -47,23 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="countyctl", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
 
-    sp = sub.add_parser("push-schedule", help="validate, publish (retained), wait for the acks")
-    sp.add_argument("file", type=Path)
-    sp.add_argument("--county", required=True)
-    sp.add_argument("--terminal", default=None, help="the terminal layer of one terminal")
-    sp.add_argument("--expect", default="", help="terminals that must answer (comma separated)")
-    sp.add_argument("--wait", type=float, default=30.0, help="seconds to wait for acks")
-    add_signing_args(sp)
-    add_broker_args(sp)
-
-    sl = sub.add_parser("push-library", help="a course manifest: validate, publish, wait for acks")
-    sl.add_argument("file", type=Path)
-    sl.add_argument("--county", required=True)
-    sl.add_argument("--terminal", default=None, help="the terminal layer of one terminal")
-    sl.add_argument("--expect", default="", help="terminals that must answer (comma separated)")
-    sl.add_argument("--wait", type=float, default=30.0, help="seconds to wait for acks")
-    add_signing_args(sl)
-    add_broker_args(sl)
+    for name, what in (
+        ("push-schedule", "a schedule"),
+        ("push-library", "a course manifest"),
+    ):
+        sp = sub.add_parser(name, help=f"{what}: validate, publish (retained), wait for the acks")
+        sp.add_argument("file", type=Path)
+        sp.add_argument("--county", required=True)
+        sp.add_argument("--terminal", default=None, help="the terminal layer of one terminal")
+        sp.add_argument("--expect", default="", help="terminals that must answer (comma separated)")
+        sp.add_argument("--wait", type=float, default=30.0, help="seconds to wait for acks")
+        add_signing_args(sp)
+        add_broker_args(sp)
 
     sw = sub.add_parser("watch", help="a live table of the county's terminals")
     sw.add_argument("--county", default=None)
